@@ -1,0 +1,195 @@
+"""The `curate` command line: thin wrappers over the public API, printed with rich."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from curate.errors import CurateError
+
+app = typer.Typer(help="Curate image-text pools into CLIP pretraining sets.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+pools_app = typer.Typer(help="Build pools (WebDataset shards + Parquet) to ingest.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks: print throughput and memory figures.", no_args_is_help=True)
+app.add_typer(pools_app, name="pools")
+app.add_typer(bench_app, name="bench")
+console = Console()
+
+
+_SCAN_DEFAULT = "uid,key,caption,kept,drop_reason,dropped_by"
+
+
+def _fail(error: Exception) -> None:
+    Console(stderr=True).print(f"[bold red]error:[/] {error}", highlight=False)
+    raise typer.Exit(2)
+
+
+@app.command()
+def run(
+    pipeline: Path = typer.Argument(..., help="pipeline YAML file (see pipelines/)"),
+    executor: Optional[str] = typer.Option(None, help="local or ray (default: the file's executor.kind)"),
+    workers: Optional[int] = typer.Option(None, min=1, help="Ray workers (default: all cores)"),
+    run_dir: Optional[Path] = typer.Option(None, help="run directory (default: the file's run_dir)"),
+    force: bool = typer.Option(False, "--force", help="redo stages whose configuration changed"),
+    quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
+) -> None:
+    """Run or resume a pipeline: committed shards are skipped, the rest are (re)done."""
+    from curate.config import load_pipeline
+    from curate.pipeline import run_pipeline
+    from curate.progress import Progress, summary_table
+
+    try:
+        config = load_pipeline(pipeline, run_dir)
+        summary = run_pipeline(config, executor=executor, workers=workers, force=force,
+                               progress=None if quiet else Progress())
+    except CurateError as error:
+        _fail(error)
+    console.print(summary_table(summary))
+    for stage in summary["stages"]:
+        for warning in stage["warnings"]:
+            console.print(f"[yellow]warning[/] {stage['stage_id']}: {warning}", highlight=False)
+    console.print(f"ingested {summary['ingested']:,}  curated {summary['curated']:,}  "
+                  f"dropped {summary['dropped']:,}")
+    for name, value in summary["outputs"].items():
+        console.print(f"  {name}: {value}", highlight=False)
+
+
+@app.command()
+def status(run_dir: Path = typer.Argument(..., help="a run directory")) -> None:
+    """Per-stage progress of a run: shards done/total, rows kept and dropped."""
+    from curate.status import run_status
+
+    try:
+        rows = run_status(run_dir)
+    except CurateError as error:
+        _fail(error)
+    table = Table(title=f"status of {run_dir}")
+    for column in ("stage", "shards", "rows in", "dropped"):
+        table.add_column(column, justify="left" if column == "stage" else "right")
+    for row in rows:
+        table.add_row(row["stage"], f"{row['shards_done']}/{row['shards_total']}",
+                      f"{row['alive_in']:,}", f"{row['dropped']:,}")
+    console.print(table)
+
+
+@app.command()
+def scan(
+    run_dir: Path = typer.Argument(..., help="a run directory"),
+    where: Optional[str] = typer.Option(None, help="SQL predicate, e.g. \"caption_words >= 3\""),
+    columns: Optional[str] = typer.Option(
+        None, help="comma-separated columns (default: uid, key, caption, kept, drop_reason, dropped_by)"),
+    limit: int = typer.Option(10, help="rows to print"),
+    output: Optional[Path] = typer.Option(None, help="write the (filtered) frame to this Parquet file"),
+) -> None:
+    """Query all sidecars of a run joined on uid (image bytes are not shown)."""
+    import polars as pl
+
+    from curate.scan import scan as scan_run
+
+    try:
+        frame = scan_run(run_dir)
+        if where:
+            frame = frame.filter(pl.sql_expr(where))
+        if output:
+            chosen = [c.strip() for c in columns.split(",")] if columns else None
+            (frame.select(chosen) if chosen else frame).sink_parquet(output)
+            console.print(f"wrote {output}")
+            return
+        frame = frame.select([c.strip() for c in (columns or _SCAN_DEFAULT).split(",")])
+        with pl.Config(tbl_rows=limit, fmt_str_lengths=60, tbl_width_chars=console.width):
+            console.print(frame.head(limit).collect(), highlight=False)
+            console.print(f"{frame.select(pl.len()).collect().item():,} rows", highlight=False)
+    except (CurateError, pl.exceptions.PolarsError) as error:
+        _fail(error)
+
+
+@pools_app.command("build")
+def pools_build(
+    name: str = typer.Argument(..., help="pool to build: synthetic"),
+    out: Path = typer.Option(..., help="output folder"),
+    n: int = typer.Option(10_000, min=1, help="number of samples"),
+    samples_per_shard: int = typer.Option(1000, min=1, help="samples per shard"),
+    seed: int = typer.Option(0, help="random seed (same seed, same bytes)"),
+    image_size: int = typer.Option(64, min=8, help="image side in pixels"),
+    duplicate_fraction: float = typer.Option(0.05, help="share of planted exact duplicates"),
+    junk_fraction: float = typer.Option(0.05, help="share of junk captions"),
+    fmt: str = typer.Option("webdataset", "--format", help="webdataset, parquet or folder"),
+    workers: int = typer.Option(0, help="processes (0: all cores)"),
+) -> None:
+    """Build a pool. synthetic: procedural images with captions, planted duplicates and junk
+    captions whose ground truth is recorded (is_junk, duplicate_of)."""
+    from curate.pools.synthetic import build_synthetic_pool
+
+    if name != "synthetic":
+        _fail(CurateError(f"unknown pool {name!r}; available: synthetic"))
+    params = dict(n=n, samples_per_shard=samples_per_shard, seed=seed, image_size=image_size,
+                  duplicate_fraction=duplicate_fraction, junk_fraction=junk_fraction, fmt=fmt)
+    if _pool_is_built(out, params):
+        console.print(f"pool {out} is already built with these settings")
+        return
+    if (out / "_pool.json").exists():
+        shutil.rmtree(out)  # an earlier pool with other settings: no stale shard may survive
+    from rich.progress import Progress as RichProgress
+
+    try:
+        with RichProgress(console=Console(stderr=True)) as bars:
+            task = bars.add_task(f"building {name}", total=n)
+            info = build_synthetic_pool(out, workers=workers or (os.cpu_count() or 1),
+                                        progress=lambda k: bars.advance(task, k), **params)
+    except ValueError as error:
+        _fail(error)
+    console.print(f"wrote {info['n']:,} samples in {len(info['shards'])} shards to {out}")
+
+
+def _pool_is_built(out: Path, params: dict) -> bool:
+    import json
+
+    try:
+        info = json.loads((out / "_pool.json").read_text())
+    except (OSError, ValueError):
+        return False
+    same = ("n", "samples_per_shard", "seed", "image_size", "duplicate_fraction", "junk_fraction")
+    return all(info.get(k) == params[k] for k in same) and info.get("format") == params["fmt"]
+
+
+@bench_app.command("ingest")
+def bench_ingest(
+    n: int = typer.Option(100_000, min=1, help="pool size"),
+    executors: str = typer.Option("local,ray", help="comma-separated executors to time"),
+    workers: int = typer.Option(0, help="Ray workers (0: all cores)"),
+    work_dir: Path = typer.Option(Path("data/bench"), help="where the pool and runs go"),
+    samples_per_shard: int = typer.Option(1000, min=1, help="pool and export shard size"),
+) -> None:
+    """Time ingest -> select -> export of a generated pool of small JPEGs on each executor."""
+    from curate.bench import bench_pipeline, default_workers, time_run
+
+    pool = work_dir / f"pool-{n}"
+    pools_build("synthetic", out=pool, n=n, samples_per_shard=samples_per_shard, seed=0,
+                image_size=64, duplicate_fraction=0.05, junk_fraction=0.05, fmt="webdataset",
+                workers=0)
+    table = Table(title=f"ingest -> select -> export, {n:,} JPEGs 64x64")
+    for column in ("executor", "workers", "samples/s", "samples/s/core", "seconds",
+                   "driver peak MiB", "driver+workers peak MiB"):
+        table.add_column(column, justify="right")
+    for kind in executors.split(","):
+        config = bench_pipeline(pool, work_dir / f"run-{kind}-{n}", samples_per_shard)
+        try:
+            result = time_run(config, kind.strip(), workers or default_workers())
+        except CurateError as error:
+            _fail(error)
+        table.add_row(result.executor, str(result.workers), f"{result.samples_per_second:,.0f}",
+                      f"{result.per_core:,.0f}", f"{result.seconds:.1f}",
+                      f"{result.driver_peak_mib:,.0f}", f"{result.tree_peak_mib:,.0f}")
+    console.print(table)
+
+
+def main() -> None:
+    """Entry point for `python -m curate`."""
+    sys.exit(app())

@@ -1,0 +1,88 @@
+"""Pipeline YAML -> typed configuration. Stages are named by registry key, never import path."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from curate.errors import ConfigError
+from curate.stage import Stage, stage_class
+
+_ID = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class ExecutorConfig(BaseModel):
+    """Where stages run: `local` (in process) or `ray` (local instance or a cluster address)."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["local", "ray"] = "local"
+    workers: int | None = Field(default=None, ge=1)
+    address: str | None = None
+
+
+class StageEntry(BaseModel):
+    """One stage of a pipeline: its registry name, an optional id, and its parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+    stage: str
+    id: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("id")
+    @classmethod
+    def _snake_id(cls, value: str | None) -> str | None:
+        if value is not None and not _ID.match(value):
+            raise ValueError(f"stage id {value!r} must be snake_case (it names a folder)")
+        return value
+
+
+class PipelineConfig(BaseModel):
+    """A whole pipeline file."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    run_dir: Path
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+    stages: list[StageEntry] = Field(min_length=1)
+
+    def build_stages(self) -> list[Stage]:
+        """Instantiate every stage with validated parameters; ids must be unique."""
+        stages, seen = [], set()
+        for index, entry in enumerate(self.stages):
+            cls = stage_class(entry.stage)
+            stage_id = entry.id or entry.stage
+            if stage_id in seen:
+                raise ConfigError(
+                    f"stage #{index + 1} ({entry.stage}) reuses id {stage_id!r}; "
+                    f"give it a distinct `id:`"
+                )
+            seen.add(stage_id)
+            try:
+                params = cls.Params(**entry.params)
+            except ValidationError as error:
+                raise ConfigError(f"stage {stage_id!r} ({entry.stage}): invalid params:\n{error}") from None
+            stages.append(cls(params, stage_id))
+        return stages
+
+
+def load_pipeline(path: str | Path, run_dir: str | Path | None = None) -> PipelineConfig:
+    """Read and validate a pipeline file; `run_dir` overrides the file's run_dir."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"pipeline file {path} does not exist") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"pipeline file {path} is not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"pipeline file {path} must be a mapping with name, run_dir and stages")
+    if run_dir is not None:
+        raw["run_dir"] = str(run_dir)
+    try:
+        return PipelineConfig(**raw)
+    except ValidationError as error:
+        raise ConfigError(f"pipeline file {path} is invalid:\n{error}") from None

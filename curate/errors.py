@@ -1,0 +1,25 @@
+"""Errors a user can act on. Each message says what went wrong and what to do."""
+
+
+class CurateError(Exception):
+    """Base class for errors that end a run with a clear message instead of a traceback."""
+
+
+class ConfigError(CurateError):
+    """The pipeline file or a stage's parameters are invalid."""
+
+
+class SchemaError(CurateError):
+    """A stage wrote a table that does not match the schema it declares."""
+
+
+class InputError(CurateError):
+    """An input file cannot be opened or read at all."""
+
+
+class ResumeError(CurateError):
+    """A rerun would mix outputs of two different configurations."""
+
+
+class InvariantError(CurateError):
+    """ingested = curated + dropped does not hold, or a uid appears twice."""

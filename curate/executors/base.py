@@ -1,0 +1,33 @@
+"""The one interface every executor keeps."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Callable, Sequence
+
+from curate.stage import Stage
+
+Task = Callable[[Stage, Any], dict]
+OnResult = Callable[[dict], None]
+
+
+class Executor(ABC):
+    """Runs tasks of one stage; each task is called as task(stage, shared) on a worker."""
+
+    name = ""
+
+    def __enter__(self) -> "Executor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    @abstractmethod
+    def map_shards(self, stage: Stage, tasks: Sequence[Task], shared: Any = None,
+                   on_result: OnResult | None = None) -> list[dict]:
+        """Run every task; call on_result as each finishes; return results in task order.
+
+        `shared` is sent to the workers once (not once per task). Each worker calls
+        stage.setup() once before its first task.
+        """
+        ...

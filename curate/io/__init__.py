@@ -1,0 +1,1 @@
+"""Reading and writing samples: tars, tables, folders, image metadata, subset files."""

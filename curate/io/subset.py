@@ -1,0 +1,45 @@
+"""DataComp subset files: uids as a sorted numpy array of dtype u8,u8."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from curate.run import write_atomic
+
+SUBSET_DTYPE = np.dtype("u8,u8")
+
+
+def uids_to_u8u8(uids: list[str]) -> np.ndarray:
+    """Turn 32-hex uids into DataComp's (high, low) uint64 pairs, in the given order."""
+    if not uids:
+        return np.zeros(0, dtype=SUBSET_DTYPE)
+    raw = np.frombuffer(bytes.fromhex("".join(uids)), dtype=">u8").reshape(-1, 2)
+    pairs = np.zeros(len(uids), dtype=SUBSET_DTYPE)
+    pairs["f0"], pairs["f1"] = raw[:, 0], raw[:, 1]
+    return pairs
+
+
+def u8u8_to_uids(pairs: np.ndarray) -> list[str]:
+    """The inverse of uids_to_u8u8."""
+    return [f"{int(hi):016x}{int(lo):016x}" for hi, lo in pairs.tolist()]
+
+
+def first_repeat(pairs: np.ndarray) -> str | None:
+    """A uid that occurs more than once, or None when all are distinct."""
+    ordered = np.sort(pairs)
+    same = ordered[1:] == ordered[:-1]
+    if not same.any():
+        return None
+    return u8u8_to_uids(ordered[1:][same][:1])[0]
+
+
+def write_subset(path: Path, uids: list[str]) -> int:
+    """Write the sorted subset file DataComp's tooling reads; return its length."""
+    pairs = np.sort(uids_to_u8u8(uids))
+    buffer = io.BytesIO()
+    np.save(buffer, pairs)
+    write_atomic(path, buffer.getvalue())
+    return len(pairs)

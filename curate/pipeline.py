@@ -1,0 +1,240 @@
+"""The driver: runs a pipeline's stages in order, skipping committed shards, then checks
+that every ingested uid is curated or dropped exactly once."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import yaml
+
+from curate.config import PipelineConfig
+from curate.errors import ConfigError, ResumeError
+from curate.executors import Executor, make_executor
+from curate.progress import NullProgress, Progress
+from curate.run import RunDir, is_committed, stable_hash
+from curate.stage import GlobalStage, ShardStage, SinkStage, SourceStage, Stage
+from curate.tasks import ApplyTask, CollectTask, ShardTask, SinkTask, SourceTask
+from curate.view import UpstreamStage, plan_view
+
+
+@dataclass
+class StageReport:
+    """What one stage did in this run (figures cover committed shards, reused or new)."""
+
+    stage_id: str
+    name: str
+    shards: int = 0
+    reused: int = 0
+    rows: int = 0
+    alive_in: int = 0
+    drop_counts: Counter = field(default_factory=Counter)
+    worker_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def kept(self) -> int:
+        """Rows still alive after this stage."""
+        return self.alive_in - sum(self.drop_counts.values())
+
+    def add(self, marker: dict) -> None:
+        """Fold one shard's commit marker into the report."""
+        self.rows += marker.get("rows", 0)
+        self.alive_in += marker.get("alive_in", marker.get("rows", 0))
+        self.drop_counts.update(marker.get("drop_counts", {}))
+        self.worker_seconds += marker.get("seconds", 0.0)
+        self.warnings += [f"shard {marker['shard']}: {w}" for w in marker.get("warnings", [])]
+
+
+def stage_hashes(stages: list[Stage]) -> list[str]:
+    """Each stage's config hash, chained so that a change upstream changes every later hash."""
+    hashes, previous = [], ""
+    for stage in stages:
+        own = {"stage": stage.name, "params": stage.params.model_dump(mode="json"),
+               "schema": stage.output_schema}
+        previous = stable_hash([previous, own])
+        hashes.append(previous)
+    return hashes
+
+
+def check_resume(run: RunDir, stages: list[Stage], hashes: list[str], force: bool) -> None:
+    """Refuse to mix configurations; with force, wipe the first changed stage and all after it."""
+    for index, (stage, config_hash) in enumerate(zip(stages, hashes)):
+        record = run.stage_record(stage.id)
+        if record is None or record["config_hash"] == config_hash:
+            continue
+        if not force:
+            raise ResumeError(
+                f"stage {stage.id!r} in {run.root} was run with a different configuration "
+                f"({_what_changed(record, stage)}); rerun with --force to redo it and the "
+                f"stages after it, or choose another run directory"
+            )
+        for later in stages[index:]:
+            run.wipe_stage(later.id)
+        return
+
+
+def _what_changed(record: dict, stage: Stage) -> str:
+    old, new = record.get("params", {}), stage.params.model_dump(mode="json")
+    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    if record.get("stage") != stage.name:
+        return f"was {record.get('stage')!r}, now {stage.name!r}"
+    return f"params changed: {', '.join(changed)}" if changed else "an earlier stage changed"
+
+
+def validate_layout(stages: list[Stage]) -> None:
+    """One source first, at most one sink and only last."""
+    if not isinstance(stages[0], SourceStage):
+        raise ConfigError(f"the first stage must be an ingest stage, not {stages[0].name!r}")
+    for index, stage in enumerate(stages[1:], start=1):
+        if isinstance(stage, SourceStage):
+            raise ConfigError(f"stage {stage.id!r}: only the first stage may ingest")
+        if isinstance(stage, SinkStage) and index != len(stages) - 1:
+            raise ConfigError(f"stage {stage.id!r} writes the final output and must come last")
+
+
+class PipelineRun:
+    """One invocation of a pipeline on a run directory."""
+
+    def __init__(self, config: PipelineConfig, executor: Executor, force: bool = False,
+                 progress: Progress | None = None):
+        self.config = config
+        self.run = RunDir(config.run_dir)
+        self.executor = executor
+        self.force = force
+        self.progress = progress or NullProgress()
+        self.stages = config.build_stages()
+        validate_layout(self.stages)
+        self.hashes = stage_hashes(self.stages)
+        self.shards: list[str] = []
+        self.digests: dict[str, dict[str, str]] = {}
+        self.reports: list[StageReport] = []
+        self.sink_summary: dict | None = None
+
+    def execute(self) -> dict:
+        """Run every stage, then finalize and check the invariant; return the summary."""
+        from curate.finalize import finalize_run
+
+        self.run.root.mkdir(parents=True, exist_ok=True)
+        self.run.remove_temporaries()
+        check_resume(self.run, self.stages, self.hashes, self.force)
+        dumped = yaml.safe_dump(self.config.model_dump(mode="json"), sort_keys=False)
+        (self.run.root / "pipeline.yaml").write_text(dumped)
+        with self.executor:
+            for index, stage in enumerate(self.stages):
+                self.reports.append(self._run_stage(index, stage))
+        return finalize_run(self)
+
+    def _run_stage(self, index: int, stage: Stage) -> StageReport:
+        report = StageReport(stage.id, stage.name)
+        started = time.perf_counter()
+        if isinstance(stage, SourceStage):
+            self._run_source(stage, index, report)
+        elif isinstance(stage, ShardStage):
+            self._run_tasks(stage, index, report, ShardTask, plan=self._plan(stage, index))
+        elif isinstance(stage, GlobalStage):
+            state = self._collect_reduce(stage, index)
+            self._run_tasks(stage, index, report, ApplyTask, plan=self._plan(stage, index),
+                            shared=state, salt=stable_hash(state))
+        elif isinstance(stage, SinkStage):
+            self._run_sink(stage, index, report)
+        report.wall_seconds = time.perf_counter() - started
+        return report
+
+    def _upstream(self, index: int) -> list[UpstreamStage]:
+        return [UpstreamStage(s.id, s.output_schema, s.decides) for s in self.stages[:index]]
+
+    def _plan(self, stage: Stage, index: int, columns=None):
+        needed = stage.needed_columns() if columns is None else columns
+        return plan_view(str(self.run.root), self._upstream(index), needed, stage.id)
+
+    def _fingerprint(self, index: int, shard: str, salt: str = "") -> str:
+        return stable_hash([self.digests[s.id][shard] for s in self.stages[:index]] + [salt])
+
+    def _record(self, stage: Stage, index: int, units: list[str]) -> None:
+        self.run.write_stage_record(stage.id, {
+            "stage": stage.name, "id": stage.id, "config_hash": self.hashes[index],
+            "params": stage.params.model_dump(mode="json"), "shards": units,
+        })
+
+    def _run_source(self, stage: SourceStage, index: int, report: StageReport) -> None:
+        specs = stage.list_shards()
+        self.shards = [spec.shard for spec in specs]
+        self._record(stage, index, self.shards)
+        todo = {}
+        for spec in specs:
+            todo[spec.shard] = SourceTask(str(self.run.root), spec.shard, self.hashes[index],
+                                          spec.fingerprint, spec)
+        self._execute(stage, index, report, todo)
+
+    def _run_tasks(self, stage: Stage, index: int, report: StageReport, task_class, plan,
+                   shared=None, salt: str = "") -> None:
+        self._record(stage, index, self.shards)
+        todo = {
+            shard: task_class(str(self.run.root), shard, self.hashes[index],
+                              self._fingerprint(index, shard, salt), plan)
+            for shard in self.shards
+        }
+        self._execute(stage, index, report, todo, shared)
+
+    def _execute(self, stage: Stage, index: int, report: StageReport, todo: dict,
+                 shared=None, phase: str = "_done") -> dict[str, dict]:
+        """Run the tasks whose shards are not committed; fold every marker into the report."""
+        markers: dict[str, dict] = {}
+        for unit, task in todo.items():
+            marker = self.run.read_marker(stage.id, unit, phase)
+            if is_committed(marker, task.config_hash, task.fingerprint):
+                markers[unit] = marker
+        pending = [task for unit, task in todo.items() if unit not in markers]
+        report.shards, report.reused = len(todo), len(markers)
+        label = stage.id if phase == "_done" else f"{stage.id} (collect)"
+        with self.progress.stage(label, len(todo), done=len(markers)) as bar:
+            for marker in self.executor.map_shards(stage, pending, shared, bar.advance):
+                markers[marker["shard"]] = marker
+        ordered = {unit: markers[unit] for unit in todo}
+        if phase == "_done":
+            for marker in ordered.values():
+                report.add(marker)
+            self.digests[stage.id] = {u: m.get("output_sha256", "") for u, m in ordered.items()}
+        return ordered
+
+    def _collect_reduce(self, stage, index: int):
+        """Collect per shard (cached by marker), then reduce on the driver."""
+        import pyarrow.parquet as pq
+
+        plan = self._plan(stage, index, stage.collect_columns)
+        todo = {
+            shard: CollectTask(str(self.run.root), shard, self.hashes[index],
+                               self._fingerprint(index, shard), plan)
+            for shard in self.shards
+        }
+        self._execute(stage, index, StageReport(stage.id, stage.name), todo, phase="_collect")
+        collected = {shard: pq.read_table(self.run.collect_path(stage.id, shard)) for shard in self.shards}
+        return stage.reduce(collected)
+
+    def _run_sink(self, stage: SinkStage, index: int, report: StageReport) -> None:
+        state = self._collect_reduce(stage, index)
+        units = stage.units(state)
+        self._record(stage, index, units)
+        salt = stable_hash([state, [self._fingerprint(index, shard) for shard in self.shards]])
+        plan = self._plan(stage, index)
+        todo = {
+            unit: SinkTask(str(self.run.root), unit, self.hashes[index], salt, plan)
+            for unit in units
+        }
+        self._execute(stage, index, report, todo, shared=state)
+        report.alive_in = report.rows
+        self.sink_summary = stage.finalize(state, self.run.stage_dir(stage.id))
+
+
+def run_pipeline(config: PipelineConfig, *, executor: str | None = None, workers: int | None = None,
+                 force: bool = False, progress: Progress | None = None) -> dict:
+    """Run (or resume) a pipeline and return its summary.
+
+    executor/workers override the pipeline file's `executor:` section.
+    """
+    settings = config.executor
+    backend = make_executor(executor or settings.kind, workers or settings.workers, settings.address)
+    return PipelineRun(config, backend, force=force, progress=progress).execute()

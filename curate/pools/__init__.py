@@ -1,0 +1,1 @@
+"""Sample pools: generators and readers of input data sets."""

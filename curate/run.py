@@ -1,0 +1,140 @@
+"""The run directory: atomic writes, commit markers, fingerprints and resume decisions.
+
+Layout of a run directory RUN:
+
+    RUN/pipeline.yaml                 the pipeline as last run
+    RUN/<stage>/_stage.json           the stage's config hash and shard list
+    RUN/<stage>/<shard>.parquet       the stage's output for one input shard, keyed by uid
+    RUN/<stage>/_done/<shard>.json    commit marker, written last: rows, fingerprint, config hash
+    RUN/<stage>/_collect/<shard>.*    a global stage's per-shard collect result and its marker
+    RUN/dropped.parquet, RUN/summary.json
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+PARQUET_ROW_GROUP = 2048
+_UNCOMPRESSED = {"image"}
+
+
+def sha256_hex(data: bytes | str) -> str:
+    """Hex sha256 of bytes or of a UTF-8 string."""
+    if isinstance(data, str):
+        data = data.encode()
+    return hashlib.sha256(data).hexdigest()
+
+
+def stable_hash(value: Any) -> str:
+    """A hash of a JSON-able value that does not depend on dict order."""
+    return sha256_hex(json.dumps(value, sort_keys=True, default=str, separators=(",", ":")))
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to a temporary name beside `path`, fsync it, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    """Serialise a table to Parquet deterministically: fixed row groups, image bytes uncompressed."""
+    compression = {name: ("NONE" if name in _UNCOMPRESSED else "ZSTD") for name in table.column_names}
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, row_group_size=PARQUET_ROW_GROUP, compression=compression)
+    return buffer.getvalue()
+
+
+def write_parquet_atomic(path: Path, table: pa.Table) -> str:
+    """Write `table` to `path` atomically; return the sha256 of the bytes written."""
+    data = parquet_bytes(table)
+    write_atomic(path, data)
+    return sha256_hex(data)
+
+
+def write_json_atomic(path: Path, value: Any) -> None:
+    """Write a JSON document atomically (sorted keys, so reruns give identical bytes)."""
+    write_atomic(path, (json.dumps(value, sort_keys=True, indent=1) + "\n").encode())
+
+
+def read_json(path: Path) -> Any | None:
+    """Read a JSON document, or None when it does not exist."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+
+
+class RunDir:
+    """Paths and commit protocol of one run directory."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    def stage_dir(self, stage_id: str) -> Path:
+        """The folder of one stage's outputs."""
+        return self.root / stage_id
+
+    def output_path(self, stage_id: str, shard: str) -> Path:
+        """The Parquet output of a stage for one shard."""
+        return self.stage_dir(stage_id) / f"{shard}.parquet"
+
+    def marker_path(self, stage_id: str, shard: str, phase: str = "_done") -> Path:
+        """The commit marker of a stage for one shard (phase: _done or _collect)."""
+        return self.stage_dir(stage_id) / phase / f"{shard}.json"
+
+    def collect_path(self, stage_id: str, shard: str) -> Path:
+        """A global stage's per-shard collect result."""
+        return self.stage_dir(stage_id) / "_collect" / f"{shard}.parquet"
+
+    def read_marker(self, stage_id: str, shard: str, phase: str = "_done") -> dict | None:
+        """The commit marker, or None when the shard is not committed."""
+        return read_json(self.marker_path(stage_id, shard, phase))
+
+    def commit(self, stage_id: str, shard: str, marker: dict, phase: str = "_done") -> None:
+        """Write the commit marker last, after the outputs it vouches for."""
+        write_json_atomic(self.marker_path(stage_id, shard, phase), marker)
+
+    def stage_record(self, stage_id: str) -> dict | None:
+        """What _stage.json recorded for a stage (config hash, shards), or None."""
+        return read_json(self.stage_dir(stage_id) / "_stage.json")
+
+    def write_stage_record(self, stage_id: str, record: dict) -> None:
+        """Record a stage's config hash and shard list."""
+        write_json_atomic(self.stage_dir(stage_id) / "_stage.json", record)
+
+    def wipe_stage(self, stage_id: str) -> None:
+        """Remove every output of a stage (used by --force)."""
+        shutil.rmtree(self.stage_dir(stage_id), ignore_errors=True)
+
+    def remove_temporaries(self) -> int:
+        """Delete temporary files left by a killed run; return how many."""
+        removed = 0
+        if self.root.exists():
+            for tmp in self.root.rglob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+
+def is_committed(marker: dict | None, config_hash: str, fingerprint: str) -> bool:
+    """A shard can be skipped when its marker matches both the config and the input fingerprint."""
+    return (
+        marker is not None
+        and marker.get("config_hash") == config_hash
+        and marker.get("input_fingerprint") == fingerprint
+    )

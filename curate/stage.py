@@ -1,0 +1,187 @@
+"""Stage base classes and the registry that pipeline files refer to by name.
+
+Four kinds of stage:
+
+- SourceStage: lists input shards on the driver and reads each into sample.v1 rows.
+- ShardStage: `process(batch) -> batch` over Arrow record batches of one shard; it keeps every
+  row, in order, and adds columns (scorers) or a drop_reason (filters).
+- GlobalStage: `collect(view) -> small table` per shard, `reduce(tables) -> state` on the
+  driver, `apply(view, state) -> table` per shard. Counts are global.
+- SinkStage: like a global stage, but its apply phase writes files (one unit per output shard)
+  and `finalize` writes run-level files once all units are committed.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Iterator
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict
+
+from curate.errors import ConfigError
+from curate.view import ViewPlan
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one worker of a stage needs; the Ray executor reserves exactly this."""
+
+    cpus: float = 1.0
+    gpus: float = 0.0
+    memory: int | None = None  # bytes
+
+    def __post_init__(self) -> None:
+        if self.cpus < 0 or self.gpus < 0 or (self.memory is not None and self.memory <= 0):
+            raise ConfigError(f"resources must be positive, got {self}")
+
+
+class StageParams(BaseModel):
+    """Base of every stage's parameters: unknown keys are an error, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class ShardSpec:
+    """One input shard of a source: its id, what to read, and a fingerprint of the input."""
+
+    shard: str
+    location: Any
+    fingerprint: str
+
+
+class Stage(ABC):
+    """Common part of every stage: registry name, parameters, schema, resources."""
+
+    name: ClassVar[str] = ""
+    Params: ClassVar[type[StageParams]] = StageParams
+    output_schema: ClassVar[str] = ""
+    resources: ClassVar[Resources] = Resources()
+    decides: ClassVar[bool] = False
+    input_columns: ClassVar[tuple[str, ...] | None] = None
+    batch_size: ClassVar[int] = 4096
+
+    def __init__(self, params: StageParams, stage_id: str | None = None):
+        self.params = params
+        self.id = stage_id or self.name
+
+    def setup(self) -> None:
+        """Load models or other heavy state; called once per worker before any shard."""
+
+    def needed_columns(self) -> tuple[str, ...] | None:
+        """Columns of the shard view this stage reads (None: all). Stages may override."""
+        return self.input_columns
+
+
+class SourceStage(Stage):
+    """A stage that brings samples in: it writes sample.v1 rows for each input shard."""
+
+    output_schema = "sample.v1"
+    input_columns = ()
+    decides = True
+
+    @abstractmethod
+    def list_shards(self) -> list[ShardSpec]:
+        """Enumerate the input shards (driver side). Raise InputError for missing inputs."""
+        ...
+
+    @abstractmethod
+    def read_shard(self, spec: ShardSpec, warnings: list[str]) -> Iterator[dict]:
+        """Yield one sample.v1 dict per source item of a shard, bad items included.
+
+        Problems that lose items beyond recovery (a tar cut short) are appended to `warnings`.
+        """
+        ...
+
+
+class ShardStage(Stage):
+    """A per-shard stage: it sees record batches of the shard view and returns as many rows."""
+
+    @abstractmethod
+    def process(self, batch: pa.RecordBatch) -> pa.Table | pa.RecordBatch:
+        """Return the output columns (uid first) for every row of `batch`, in order."""
+        ...
+
+
+class ReducingStage(Stage):
+    """Common part of global and sink stages: collect per shard, reduce on the driver."""
+
+    collect_columns: ClassVar[tuple[str, ...] | None] = None
+
+    @abstractmethod
+    def collect(self, view: pa.Table) -> pa.Table:
+        """A small per-shard summary of the view."""
+        ...
+
+    @abstractmethod
+    def reduce(self, collected: dict[str, pa.Table]) -> Any:
+        """Combine the per-shard summaries (shard -> table, in shard order) into a JSON-able
+        state on the driver."""
+        ...
+
+
+class GlobalStage(ReducingStage):
+    """collect per shard -> reduce on the driver -> apply per shard."""
+
+    @abstractmethod
+    def apply(self, view: pa.Table, state: Any) -> pa.Table:
+        """The stage's output for one shard, given the global state."""
+        ...
+
+
+class SinkStage(ReducingStage):
+    """A global stage whose apply phase writes files instead of per-shard sidecars."""
+
+    @abstractmethod
+    def units(self, state: Any) -> list[str]:
+        """Names of the independent output units (e.g. output shards) for this state."""
+        ...
+
+    @abstractmethod
+    def write_unit(self, unit: str, state: Any, out_dir: Path, view: ViewPlan) -> dict:
+        """Write one output unit under out_dir, reading input shards through `view`;
+        return its marker fields (rows, ...)."""
+        ...
+
+    @abstractmethod
+    def finalize(self, state: Any, out_dir: Path) -> dict:
+        """Write run-level files once every unit is committed; return a summary."""
+        ...
+
+
+_REGISTRY: dict[str, type[Stage]] = {}
+_SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def register(cls: type[Stage]) -> type[Stage]:
+    """Class decorator: make a stage available to pipeline files under `cls.name`."""
+    if not _SNAKE.match(cls.name):
+        raise ValueError(f"stage name {cls.name!r} must be snake_case")
+    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
+        raise ValueError(f"stage name {cls.name!r} is registered twice")
+    if not cls.output_schema:
+        raise ValueError(f"stage {cls.name!r} declares no output_schema")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def stage_class(name: str) -> type[Stage]:
+    """Look a stage up by its registry name; the error lists the names that exist."""
+    import curate.stages  # noqa: F401  (registers the built-in stages)
+
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY))
+        raise ConfigError(f"unknown stage {name!r}; known stages: {known}") from None
+
+
+def registered_stages() -> dict[str, type[Stage]]:
+    """All registered stages by name."""
+    import curate.stages  # noqa: F401
+
+    return dict(_REGISTRY)

@@ -1,0 +1,3 @@
+"""Built-in stages; importing this package registers them."""
+
+from curate.stages import export, ingest, score, select  # noqa: F401

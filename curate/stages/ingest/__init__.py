@@ -1,0 +1,3 @@
+"""Ingest stages: WebDataset tars, Parquet/CSV/JSONL tables, folders of images."""
+
+from curate.stages.ingest import folder, table, webdataset  # noqa: F401

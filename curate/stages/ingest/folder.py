@@ -1,0 +1,77 @@
+"""Ingest folders of images with caption files beside them (cat.jpg + cat.txt)."""
+
+from __future__ import annotations
+
+import posixpath
+from typing import Iterator
+
+import fsspec
+from pydantic import Field
+
+from curate.errors import InputError
+from curate.io.samples import IMAGE_EXTENSIONS, sample_row
+from curate.run import stable_hash
+from curate.stage import ShardSpec, SourceStage, register
+from curate.stages.ingest.common import IngestParams
+
+
+class FolderParams(IngestParams):
+    """Folders to walk and how many images go in one shard."""
+
+    files_per_shard: int = Field(1000, ge=1)
+    caption_extension: str = "txt"
+
+
+@register
+class IngestFolder(SourceStage):
+    """Walk folders (recursively) for images; each image's caption is the .txt beside it."""
+
+    name = "ingest_folder"
+    Params = FolderParams
+
+    def list_shards(self) -> list[ShardSpec]:
+        """Shards of files_per_shard images, in sorted path order across all folders."""
+        items = []
+        for folder in self.params.inputs:
+            items += self._folder_items(folder)
+        size = self.params.files_per_shard
+        chunks = [items[i:i + size] for i in range(0, len(items), size)]
+        width = max(5, len(str(len(chunks) - 1)))
+        return [ShardSpec(f"{n:0{width}d}", tuple(c), stable_hash(c)) for n, c in enumerate(chunks)]
+
+    def _folder_items(self, folder: str) -> list[tuple]:
+        fs, root = fsspec.core.url_to_fs(folder)
+        if not fs.isdir(root):
+            raise InputError(f"input folder {folder!r} does not exist or is not a folder")
+        found = fs.find(root, detail=True)
+        source = self.params.dataset or posixpath.basename(root.rstrip("/"))
+        caption_ext = f".{self.params.caption_extension}"
+        items = []
+        for path in sorted(found):
+            stem, _, ext = path.rpartition(".")
+            if ext.lower() not in IMAGE_EXTENSIONS:
+                continue
+            caption = found.get(stem + caption_ext)
+            key = posixpath.relpath(stem, root)
+            state = [found[path].get("size"), str(found[path].get("mtime")),
+                     caption and caption.get("size"), caption and str(caption.get("mtime"))]
+            items.append((source, key, fs.unstrip_protocol(path),
+                          fs.unstrip_protocol(stem + caption_ext) if caption else None, state))
+        if not items:
+            raise InputError(f"input folder {folder!r} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+        return items
+
+    def read_shard(self, spec: ShardSpec, warnings: list[str]) -> Iterator[dict]:
+        """One row per image file."""
+        for source, key, image_url, caption_url, _ in spec.location:
+            image = _read(image_url)
+            caption = _read(caption_url) if caption_url else None
+            yield sample_row(source, key, image, caption, check=self.params.check_images)
+
+
+def _read(url: str) -> bytes | None:
+    try:
+        with fsspec.open(url, "rb") as handle:
+            return handle.read()
+    except OSError:
+        return None

@@ -1,0 +1,107 @@
+"""Ingest Parquet, CSV or JSONL tables that carry image bytes or image paths plus captions."""
+
+from __future__ import annotations
+
+import posixpath
+from typing import Iterator
+
+import fsspec
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+from pydantic import Field
+
+from curate.errors import ConfigError, InputError
+from curate.io.inputs import expand_inputs, shard_names
+from curate.io.samples import sample_row
+from curate.stage import ShardSpec, SourceStage, register
+from curate.stages.ingest.common import IngestParams
+
+
+class TableParams(IngestParams):
+    """Which columns hold what; every other column is kept in `meta`."""
+
+    caption_column: str = "caption"
+    image_column: str | None = Field("image", description="column of encoded image bytes")
+    image_path_column: str | None = Field(
+        None, description="column of image paths or URLs (relative to the table's folder)")
+    key_column: str | None = Field("key", description="unique key; without it, the row number in its file")
+    url_column: str | None = "url"
+
+
+@register
+class IngestTable(SourceStage):
+    """Read tables (one shard per file) whose rows are image-text pairs."""
+
+    name = "ingest_table"
+    Params = TableParams
+
+    def list_shards(self) -> list[ShardSpec]:
+        """One shard per table file."""
+        files = expand_inputs(self.params.inputs, self.params.dataset)
+        names = shard_names([f.name for f in files])
+        return [ShardSpec(name, (f.url, f.name), f.fingerprint) for name, f in zip(names, files)]
+
+    def read_shard(self, spec: ShardSpec, warnings: list[str]) -> Iterator[dict]:
+        """One row per table row."""
+        url, source = spec.location
+        table = read_table(url, self.params.caption_column)
+        self._check_columns(table, url)
+        known = {c for c in (self.params.caption_column, self.params.image_column,
+                             self.params.image_path_column, self.params.key_column,
+                             self.params.url_column) if c}
+        extra = [c for c in table.column_names if c not in known]
+        for index, row in enumerate(table.to_pylist()):
+            yield self._row(source, url, index, row, extra)
+
+    def _check_columns(self, table: pa.Table, url: str) -> None:
+        p = self.params
+        if p.caption_column not in table.column_names:
+            raise InputError(f"{url} has no caption column {p.caption_column!r}; set caption_column")
+        has_bytes = p.image_column in table.column_names
+        has_paths = p.image_path_column in table.column_names
+        if not (has_bytes or has_paths):
+            raise InputError(f"{url} has neither image bytes ({p.image_column!r}) nor image paths "
+                             f"({p.image_path_column!r}); set image_column or image_path_column")
+
+    def _row(self, source: str, url: str, index: int, row: dict, extra: list[str]) -> dict:
+        p = self.params
+        key = row.get(p.key_column) if p.key_column else None
+        key = f"{index:09d}" if key is None else str(key)
+        image = row.get(p.image_column) if p.image_column else None
+        if image is None and p.image_path_column and row.get(p.image_path_column):
+            image = _read_path(url, row[p.image_path_column])
+        meta = {c: row[c] for c in extra if row[c] is not None}
+        return sample_row(source, key, image, row.get(p.caption_column),
+                          url=row.get(p.url_column) if p.url_column else None,
+                          meta=meta, check=p.check_images)
+
+
+def read_table(url: str, caption_column: str) -> pa.Table:
+    """Read a .parquet, .csv or .jsonl file; captions stay bytes so bad UTF-8 can be reported."""
+    suffix = url.rsplit(".", 1)[-1].lower()
+    try:
+        with fsspec.open(url, "rb") as handle:
+            if suffix == "parquet":
+                return pq.read_table(handle)
+            if suffix in ("csv", "tsv"):
+                options = pacsv.ConvertOptions(column_types={caption_column: pa.binary()})
+                parse = pacsv.ParseOptions(delimiter="\t" if suffix == "tsv" else ",")
+                return pacsv.read_csv(handle, parse_options=parse, convert_options=options)
+            if suffix in ("jsonl", "json"):
+                return pajson.read_json(handle)
+    except (pa.ArrowException, OSError) as error:
+        raise InputError(f"cannot read table {url}: {error}") from None
+    raise ConfigError(f"{url}: unknown table format .{suffix}; use .parquet, .csv, .tsv or .jsonl")
+
+
+def _read_path(table_url: str, path: str) -> bytes | None:
+    """Image bytes from a path relative to the table's folder (or absolute, or a URL)."""
+    if "://" not in path and not posixpath.isabs(path):
+        path = posixpath.join(posixpath.dirname(table_url), path)
+    try:
+        with fsspec.open(path, "rb") as handle:
+            return handle.read()
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,105 @@
+"""Ingest WebDataset tars: members grouped by key into samples (image + txt + json)."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from typing import Iterator
+
+import fsspec
+from webdataset.tariterators import base_plus_ext
+
+from curate.errors import InputError
+from curate.io.inputs import expand_inputs, shard_names
+from curate.io.samples import CAPTION_EXTENSIONS, IMAGE_EXTENSIONS, sample_row
+from curate.stage import ShardSpec, SourceStage, register
+from curate.stages.ingest.common import IngestParams
+
+_END_OF_ARCHIVE = 2 * tarfile.BLOCKSIZE
+
+
+@register
+class IngestWebDataset(SourceStage):
+    """Read WebDataset tars (local paths, brace patterns like pool/{00000..00009}.tar, URLs)."""
+
+    name = "ingest_webdataset"
+    Params = IngestParams
+
+    def list_shards(self) -> list[ShardSpec]:
+        """One shard per tar, named after the tar's stem."""
+        files = expand_inputs(self.params.inputs, self.params.dataset)
+        names = shard_names([f.name for f in files])
+        return [ShardSpec(name, (f.url, f.name), f.fingerprint) for name, f in zip(names, files)]
+
+    def read_shard(self, spec: ShardSpec, warnings: list[str]) -> Iterator[dict]:
+        """Yield one row per sample key; a sample cut by a truncated tar is a dropped row."""
+        url, source = spec.location
+        for key, members, problem in _grouped_members(url, warnings):
+            yield self._row(source, key, members, problem)
+
+    def _row(self, source: str, key: str, members: dict[str, bytes], problem: str | None) -> dict:
+        image = next((members[ext] for ext in IMAGE_EXTENSIONS if ext in members), None)
+        caption = next((members[ext] for ext in CAPTION_EXTENSIONS if ext in members), None)
+        meta = _meta(members.get("json"))
+        url = meta.get("url") if isinstance(meta.get("url"), str) else None
+        return sample_row(source, key, image, caption, url=url, meta=meta or None,
+                          check=self.params.check_images, problem=problem)
+
+
+def _meta(raw: bytes | None) -> dict:
+    if raw is None:
+        return {}
+    try:
+        value = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return {"json_invalid": raw.decode("utf-8", "replace")}
+    return value if isinstance(value, dict) else {"json": value}
+
+
+def _grouped_members(url: str, warnings: list[str]) -> Iterator[tuple[str, dict, str | None]]:
+    """(key, {extension: bytes}, problem) for consecutive members sharing a key."""
+    try:
+        with fsspec.open(url, "rb") as handle:
+            size = getattr(handle, "size", None)
+            stream = _open_tar(handle, url)
+            key, members = None, {}
+            for member_key, ext, data, truncated in _members(stream):
+                if member_key != key and members:
+                    yield key, members, None
+                    members = {}
+                key = member_key
+                members[ext.lower()] = data
+                if truncated:
+                    warnings.append(f"{url}: tar ends inside member {key}.{ext}; later items are lost")
+                    yield key, members, "truncated_tar"
+                    return
+            if members:
+                yield key, members, None
+            if size is not None and size - stream.offset < _END_OF_ARCHIVE:
+                warnings.append(f"{url}: tar ends without its end-of-archive blocks after "
+                                f"byte {stream.offset}; items after that point are lost")
+    except OSError as error:
+        raise InputError(f"cannot read {url}: {error}") from None
+
+
+def _open_tar(handle, url: str) -> tarfile.TarFile:
+    try:
+        return tarfile.open(fileobj=handle, mode="r|*")
+    except tarfile.TarError as error:
+        raise InputError(f"{url} is not a readable tar archive ({error}); check the file") from None
+
+
+def _members(stream: tarfile.TarFile) -> Iterator[tuple[str, str, bytes, bool]]:
+    """(key, extension, bytes, truncated) for each regular file member."""
+    for info in stream:
+        if not info.isreg() or "." not in info.name.rsplit("/", 1)[-1]:
+            continue
+        key, ext = base_plus_ext(info.name)
+        if key is None:
+            continue
+        try:
+            data = stream.extractfile(info).read()
+        except tarfile.ReadError:
+            yield key, ext, b"", True
+            return
+        yield key, ext, data, False

@@ -1,0 +1,3 @@
+"""Selection: stages that mark each uid kept or dropped, with a reason."""
+
+from curate.stages.select import predicates, top_fraction  # noqa: F401

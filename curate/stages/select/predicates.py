@@ -1,0 +1,54 @@
+"""Keep the samples that pass named polars (SQL) predicates; a failed filter's name is the
+drop reason. Scores stay in the sidecars, so re-thresholding reruns only this stage."""
+
+from __future__ import annotations
+
+import polars as pl
+import pyarrow as pa
+from pydantic import Field, field_validator
+
+from curate.stage import ShardStage, StageParams, register
+
+
+class SelectParams(StageParams):
+    """filters: name -> predicate that must be TRUE to keep (null counts as false), in order."""
+
+    filters: dict[str, str] = Field(min_length=1)
+
+    @field_validator("filters")
+    @classmethod
+    def _parse(cls, filters: dict[str, str]) -> dict[str, str]:
+        for name, predicate in filters.items():
+            if not name.replace("_", "").isalnum():
+                raise ValueError(f"filter name {name!r} must be letters, digits and _ (it is the drop reason)")
+            try:
+                pl.sql_expr(predicate)
+            except Exception as error:
+                raise ValueError(f"filter {name!r}: cannot parse {predicate!r}: {error}") from None
+        return filters
+
+
+@register
+class Select(ShardStage):
+    """Mark each alive sample kept, or dropped with the name of the first filter it fails."""
+
+    name = "select"
+    Params = SelectParams
+    output_schema = "decision.v1"
+    decides = True
+
+    def needed_columns(self) -> tuple[str, ...]:
+        """The columns the predicates mention."""
+        names: list[str] = []
+        for predicate in self.params.filters.values():
+            names += [c for c in pl.sql_expr(predicate).meta.root_names() if c not in names]
+        return tuple(names)
+
+    def process(self, batch: pa.RecordBatch) -> pa.Table:
+        """uid + drop_reason (the first failing filter's name, null when kept)."""
+        reason = pl.lit(None, dtype=pl.String)
+        for name, predicate in reversed(self.params.filters.items()):
+            passes = pl.sql_expr(predicate).fill_null(False)
+            reason = pl.when(passes).then(reason).otherwise(pl.lit(name))
+        frame = pl.from_arrow(batch).select("uid", reason.alias("drop_reason"))
+        return frame.to_arrow()

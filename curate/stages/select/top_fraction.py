@@ -1,0 +1,79 @@
+"""Keep the top fraction of alive samples by a score column, counted over the whole pool."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import Field
+
+from curate.io.subset import SUBSET_DTYPE, uids_to_u8u8
+from curate.stage import GlobalStage, StageParams, register
+
+
+class TopFractionParams(StageParams):
+    """column: the score; fraction: share of alive samples to keep; ties broken by uid."""
+
+    column: str
+    fraction: float = Field(gt=0, le=1)
+    descending: bool = Field(True, description="true: keep the highest scores")
+    drop_reason: str = "below_top_fraction"
+
+
+@register
+class SelectTopFraction(GlobalStage):
+    """A global threshold: exactly round(fraction * alive) samples are kept, whatever the sharding."""
+
+    name = "select_top_fraction"
+    Params = TopFractionParams
+    output_schema = "decision.v1"
+    decides = True
+
+    def needed_columns(self) -> tuple[str, ...]:
+        """The score column."""
+        return (self.params.column,)
+
+    @property
+    def collect_columns(self) -> tuple[str, ...]:
+        """The score column (uid and drop_reason come with every view)."""
+        return (self.params.column,)
+
+    def _ranked(self, view: pa.Table) -> np.ndarray:
+        """(score, uid high, uid low) of rows, scores oriented so that larger is better."""
+        score = pc.fill_null(view.column(self.params.column).cast(pa.float64()), -np.inf).to_numpy()
+        score = np.nan_to_num(score, nan=-np.inf)
+        pairs = uids_to_u8u8(view.column("uid").to_pylist())
+        ranked = np.empty(len(score), dtype=[("score", "f8")] + SUBSET_DTYPE.descr)
+        ranked["score"] = score if self.params.descending else -score
+        ranked["f0"], ranked["f1"] = pairs["f0"], pairs["f1"]
+        return ranked
+
+    def collect(self, view: pa.Table) -> pa.Table:
+        """The ranking keys of this shard's alive rows."""
+        ranked = self._ranked(view.filter(view.column("drop_reason").is_null()))
+        return pa.table({name: ranked[name] for name in ranked.dtype.names})
+
+    def reduce(self, collected: dict[str, pa.Table]) -> dict:
+        """The last kept (score, uid) in the global order: best score first, then smallest uid."""
+        table = pa.concat_tables(collected.values())
+        keep = int(round(self.params.fraction * table.num_rows))
+        if keep == 0:
+            return {"keep": 0}
+        score = -table.column("score").to_numpy()
+        order = np.lexsort((table.column("f1").to_numpy(), table.column("f0").to_numpy(), score))
+        last = order[keep - 1]
+        return {"keep": keep, "score": float(-score[last]),
+                "f0": int(table.column("f0")[last].as_py()), "f1": int(table.column("f1")[last].as_py())}
+
+    def apply(self, view: pa.Table, state: dict) -> pa.Table:
+        """Drop every alive row ranked after the last kept one."""
+        ranked = self._ranked(view)
+        if state["keep"] == 0:
+            kept = np.zeros(len(ranked), dtype=bool)
+        else:
+            better = ranked["score"] > state["score"]
+            tie = ranked["score"] == state["score"]
+            uid_first = (ranked["f0"] < state["f0"]) | ((ranked["f0"] == state["f0"]) & (ranked["f1"] <= state["f1"]))
+            kept = better | (tie & uid_first)
+        reason = np.where(kept, None, self.params.drop_reason)
+        return pa.table({"uid": view.column("uid"), "drop_reason": pa.array(reason, pa.string())})

@@ -1,0 +1,194 @@
+"""The work units executors run on workers: one per shard (or output unit) and phase.
+
+Each task writes its outputs atomically and its commit marker last, and returns the marker.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from curate.errors import SchemaError
+from curate.run import RunDir, write_parquet_atomic
+from curate.schema import load_schema, validate
+from curate.stage import ShardSpec
+from curate.view import ViewPlan
+
+_ROWS_PER_CHUNK = 1024
+
+
+@dataclass(frozen=True)
+class TaskBase:
+    """What every task knows: where the run is, which shard, and what it must match."""
+
+    run_root: str
+    shard: str
+    config_hash: str
+    fingerprint: str
+
+    def _commit(self, stage, table: pa.Table, view: pa.Table | None, started: float,
+                **extra) -> dict:
+        table = validate(table, stage.output_schema, stage.id)
+        if view is not None:
+            table = _only_new_drops(table, view)
+        run = RunDir(self.run_root)
+        digest = write_parquet_atomic(run.output_path(stage.id, self.shard), table)
+        marker = {
+            "shard": self.shard,
+            "rows": table.num_rows,
+            "alive_in": _alive(view) if view is not None else table.num_rows,
+            "drop_counts": _drop_counts(table, stage.decides),
+            "output_sha256": digest,
+            "input_fingerprint": self.fingerprint,
+            "config_hash": self.config_hash,
+            "seconds": round(time.perf_counter() - started, 4),
+            **extra,
+        }
+        run.commit(stage.id, self.shard, marker)
+        return marker
+
+
+@dataclass(frozen=True)
+class SourceTask(TaskBase):
+    """Read one input shard into sample.v1 rows."""
+
+    spec: ShardSpec
+
+    def __call__(self, stage, shared: Any) -> dict:
+        started = time.perf_counter()
+        warnings: list[str] = []
+        chunks, rows = [], []
+        for row in stage.read_shard(self.spec, warnings):
+            rows.append(row)
+            if len(rows) == _ROWS_PER_CHUNK:
+                chunks.append(pa.Table.from_pylist(rows, schema=load_schema("sample.v1")))
+                rows = []
+        chunks.append(pa.Table.from_pylist(rows, schema=load_schema("sample.v1")))
+        table = pa.concat_tables(chunks)
+        _check_unique(table, stage.id, self.shard)
+        return self._commit(stage, table, None, started, warnings=warnings)
+
+
+@dataclass(frozen=True)
+class ShardTask(TaskBase):
+    """Run a ShardStage over every record batch of one shard's view."""
+
+    view: ViewPlan
+
+    def __call__(self, stage, shared: Any) -> dict:
+        started = time.perf_counter()
+        view = self.view.read(self.shard)
+        batches = view.to_batches(max_chunksize=stage.batch_size) or [pa.RecordBatch.from_pylist([], schema=view.schema)]
+        parts = [_as_table(stage.process(batch)) for batch in batches]
+        table = _same_rows(view, pa.concat_tables(parts), stage.id)
+        return self._commit(stage, table, view, started)
+
+
+@dataclass(frozen=True)
+class CollectTask(TaskBase):
+    """Phase 1 of a global stage: a small per-shard summary, kept for reruns."""
+
+    view: ViewPlan
+
+    def __call__(self, stage, shared: Any) -> dict:
+        started = time.perf_counter()
+        summary = _as_table(stage.collect(self.view.read(self.shard)))
+        run = RunDir(self.run_root)
+        digest = write_parquet_atomic(run.collect_path(stage.id, self.shard), summary)
+        marker = {
+            "shard": self.shard,
+            "rows": summary.num_rows,
+            "output_sha256": digest,
+            "input_fingerprint": self.fingerprint,
+            "config_hash": self.config_hash,
+            "seconds": round(time.perf_counter() - started, 4),
+        }
+        run.commit(stage.id, self.shard, marker, phase="_collect")
+        return marker
+
+
+@dataclass(frozen=True)
+class ApplyTask(TaskBase):
+    """Phase 3 of a global stage: the per-shard output given the reduced state (shared)."""
+
+    view: ViewPlan
+
+    def __call__(self, stage, shared: Any) -> dict:
+        started = time.perf_counter()
+        view = self.view.read(self.shard)
+        table = _same_rows(view, _as_table(stage.apply(view, shared)), stage.id)
+        return self._commit(stage, table, view, started)
+
+
+@dataclass(frozen=True)
+class SinkTask(TaskBase):
+    """The apply phase of a sink: write one output unit (self.shard names the unit)."""
+
+    view: ViewPlan
+
+    def __call__(self, stage, shared: Any) -> dict:
+        started = time.perf_counter()
+        run = RunDir(self.run_root)
+        written = stage.write_unit(self.shard, shared, run.stage_dir(stage.id), self.view)
+        marker = {
+            "shard": self.shard,
+            "input_fingerprint": self.fingerprint,
+            "config_hash": self.config_hash,
+            "seconds": round(time.perf_counter() - started, 4),
+            **written,
+        }
+        run.commit(stage.id, self.shard, marker)
+        return marker
+
+
+def _as_table(result: pa.Table | pa.RecordBatch) -> pa.Table:
+    return pa.Table.from_batches([result]) if isinstance(result, pa.RecordBatch) else result
+
+
+def _alive(view: pa.Table) -> int:
+    return view.column("drop_reason").null_count
+
+
+def _same_rows(view: pa.Table, table: pa.Table, stage_id: str) -> pa.Table:
+    """A stage must return every row of its view, in order, keyed by the same uids."""
+    if "uid" not in table.column_names or not table.column("uid").cast(pa.string()).equals(view.column("uid")):
+        raise SchemaError(
+            f"stage {stage_id!r} must return one row per input row, in input order, with the "
+            f"input's uid column ({view.num_rows} rows in, {table.num_rows} out)"
+        )
+    return table
+
+
+def _only_new_drops(table: pa.Table, view: pa.Table) -> pa.Table:
+    """A row dropped by an earlier stage keeps that stage's reason: this one records none."""
+    if "drop_reason" not in table.column_names:
+        return table
+    earlier = view.column("drop_reason").is_valid()
+    if not earlier.to_numpy().any():
+        return table
+    index = table.column_names.index("drop_reason")
+    mine = pc.if_else(earlier, pa.scalar(None, pa.string()), table.column(index))
+    return table.set_column(index, "drop_reason", mine)
+
+
+def _check_unique(table: pa.Table, stage_id: str, shard: str) -> None:
+    uids = table.column("uid")
+    if pc.count_distinct(uids).as_py() != len(uids):
+        counts = pc.value_counts(uids).to_pylist()
+        twice = [c["values"] for c in counts if c["counts"] > 1][:3]
+        raise SchemaError(
+            f"stage {stage_id!r} produced the same uid twice in shard {shard} (e.g. {twice}): "
+            f"two items share a source key; give them distinct keys"
+        )
+
+
+def _drop_counts(table: pa.Table, decides: bool) -> dict[str, int]:
+    if not decides or "drop_reason" not in table.column_names:
+        return {}
+    reasons = table.column("drop_reason").drop_null().to_pylist()
+    return dict(sorted(Counter(reasons).items()))

@@ -1,0 +1,117 @@
+"""The shard view: what a stage sees of one shard, read from the outputs of earlier stages.
+
+Every stage keeps the rows of its input in order, so the view is the earlier outputs placed
+side by side (checked by uid), not a join. drop_reason is the first reason any earlier stage
+gave, so later stages see at once which rows are still alive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from curate.errors import ConfigError, InputError
+from curate.run import RunDir
+from curate.schema import column_names
+
+RESERVED = ("uid", "drop_reason")
+
+
+@dataclass(frozen=True)
+class UpstreamStage:
+    """An earlier stage as the view sees it: its id, schema, and whether it drops rows."""
+
+    stage_id: str
+    schema: str
+    decides: bool
+
+
+@dataclass(frozen=True)
+class ViewPlan:
+    """Which columns to read from which earlier stage's output, for any shard."""
+
+    run_root: str
+    reads: tuple[tuple[str, tuple[str, ...]], ...]
+    decision_stages: tuple[str, ...] = field(default=())
+
+    def read(self, shard: str, row_groups: list[int] | None = None) -> pa.Table:
+        """Read the view of one shard (optionally only some Parquet row groups)."""
+        run = RunDir(self.run_root)
+        columns: dict[str, pa.ChunkedArray] = {}
+        reasons: list[pa.ChunkedArray] = []
+        uids = None
+        for stage_id, wanted in self.reads:
+            table = _read_part(run.output_path(stage_id, shard), wanted, row_groups)
+            uids = _check_uids(uids, table.column("uid"), stage_id, shard)
+            for name in wanted:
+                if name not in RESERVED:
+                    columns[name] = table.column(name)
+            if stage_id in self.decision_stages:
+                reasons.append(table.column("drop_reason"))
+        return pa.table({"uid": uids, **columns, "drop_reason": _first_reason(reasons)})
+
+    def drop_reasons(self, shard: str) -> pa.ChunkedArray:
+        """Only the shard's drop_reason column (cheap: no other column is read)."""
+        run = RunDir(self.run_root)
+        reasons = [pq.read_table(run.output_path(stage_id, shard), columns=["drop_reason"]).column(0)
+                   for stage_id in self.decision_stages]
+        return _first_reason(reasons)
+
+
+def _first_reason(reasons: list[pa.ChunkedArray]) -> pa.ChunkedArray:
+    return pc.coalesce(*reasons) if len(reasons) > 1 else reasons[0]
+
+
+def _read_part(path, wanted: tuple[str, ...], row_groups: list[int] | None) -> pa.Table:
+    """Read some columns of one stage output, with uid and (if present) drop_reason."""
+    try:
+        handle = pq.ParquetFile(path)
+    except FileNotFoundError:
+        raise InputError(f"{path} is missing although its stage is committed; rerun with --force") from None
+    present = handle.schema_arrow.names
+    columns = ["uid", *(c for c in wanted if c not in RESERVED)]
+    if "drop_reason" in present:
+        columns.append("drop_reason")
+    if row_groups is None:
+        return handle.read(columns=columns)
+    return handle.read_row_groups(row_groups, columns=columns)
+
+
+def _check_uids(expected, uids: pa.ChunkedArray, stage_id: str, shard: str):
+    """Earlier outputs of a shard must list the same uids in the same order."""
+    if expected is not None and not expected.equals(uids):
+        raise InputError(
+            f"output of stage {stage_id!r} for shard {shard} does not list the same uids as the "
+            f"source; the run directory is inconsistent, rerun with --force"
+        )
+    return uids
+
+
+def plan_view(run_root: str, upstream: list[UpstreamStage], needed: tuple[str, ...] | None,
+              stage_id: str) -> ViewPlan:
+    """Decide which earlier output provides each needed column (the latest one wins).
+
+    needed=None asks for every column. A column no earlier stage writes is a ConfigError.
+    """
+    provider: dict[str, str] = {}
+    for up in upstream:
+        for name in column_names(up.schema):
+            if name not in RESERVED:
+                provider[name] = up.stage_id
+    wanted = list(provider) if needed is None else [c for c in needed if c not in RESERVED]
+    missing = [c for c in wanted if c not in provider]
+    if missing:
+        raise ConfigError(
+            f"stage {stage_id!r} reads column(s) {missing} that no earlier stage writes; "
+            f"available: {sorted(provider)}"
+        )
+    reads = []
+    for up in upstream:
+        cols = tuple(c for c in wanted if provider[c] == up.stage_id)
+        if cols or up.decides or up is upstream[0]:
+            reads.append((up.stage_id, cols))
+    deciders = tuple(up.stage_id for up in upstream if up.decides)
+    return ViewPlan(run_root, tuple(reads), deciders)

@@ -1,0 +1,99 @@
+"""Tiny pools and pipelines built by the tests themselves."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+from PIL import Image
+
+from curate.io.tars import tar_bytes
+
+CAPTIONS = ["a red circle on a blue background", "x", "", "a small green square in the corner",
+            "IMG_0001.JPG", "two yellow stars on black"]
+
+
+def jpeg_bytes(seed: int, size: int = 32) -> bytes:
+    """A small, distinct JPEG."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (size, size), (seed * 37 % 256, seed * 11 % 256, 90)).save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def png_bytes(seed: int, size: int = 32) -> bytes:
+    """A small, distinct PNG."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (size, size), (10, seed * 13 % 256, 200)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def sample(index: int, caption: str | bytes | None = None, image: bytes | None = None) -> dict:
+    """A WebDataset sample dict with a caption from CAPTIONS unless given."""
+    text = CAPTIONS[index % len(CAPTIONS)] if caption is None else caption
+    record = {"__key__": f"{index:06d}", "jpg": image if image is not None else jpeg_bytes(index)}
+    if text is not ...:
+        record["txt"] = text if isinstance(text, bytes) else text.encode()
+    record["json"] = f'{{"url": "http://example.invalid/{index}.jpg"}}'.encode()
+    return record
+
+
+def write_pool(folder: Path, shards: int, per_shard: int, start: int = 0) -> list[Path]:
+    """Write shards of WebDataset tars pool-00000.tar, ... with CAPTIONS cycling."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for shard in range(shards):
+        first = start + shard * per_shard
+        path = folder / f"pool-{shard:05d}.tar"
+        path.write_bytes(tar_bytes([sample(i) for i in range(first, first + per_shard)]))
+        paths.append(path)
+    return paths
+
+
+def write_pipeline(path: Path, inputs: str, run_dir: Path, *, stages: list[dict] | None = None,
+                   samples_per_shard: int = 25, executor: str = "local", **ingest) -> Path:
+    """A pipeline file: ingest -> caption_stats -> select -> top fraction -> export."""
+    default = [
+        {"stage": "caption_stats"},
+        {"stage": "select", "params": {"filters": {"too_few_words": "caption_words >= 3",
+                                                   "too_small": "width >= 16"}}},
+        {"stage": "select_top_fraction", "params": {"column": "caption_chars", "fraction": 0.5}},
+        {"stage": "export", "params": {"samples_per_shard": samples_per_shard}},
+    ]
+    config = {
+        "name": "test",
+        "run_dir": str(run_dir),
+        "executor": {"kind": executor},
+        "stages": [{"stage": "ingest_webdataset", "params": {"inputs": inputs, **ingest}}]
+        + (default if stages is None else stages),
+    }
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def output_files(run_dir: Path) -> dict[str, bytes]:
+    """Every data output of a run (Parquet, tars, subset, sizes), by relative path."""
+    found = {}
+    for path in sorted(run_dir.rglob("*")):
+        if path.suffix in (".parquet", ".tar", ".npy") or path.name == "sizes.json":
+            found[str(path.relative_to(run_dir))] = path.read_bytes()
+    return found
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray instance (2 CPUs) for the whole session."""
+    ray = pytest.importorskip("ray")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="warning")
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture
+def pool(tmp_path: Path) -> Path:
+    """Three tars of 40 samples each."""
+    write_pool(tmp_path / "pool", shards=3, per_shard=40)
+    return tmp_path / "pool"

@@ -1,0 +1,41 @@
+"""The same pipeline gives byte-identical outputs on every executor and worker count."""
+
+from __future__ import annotations
+
+import pyarrow.parquet as pq
+
+from curate import load_pipeline, run_pipeline
+from conftest import output_files, write_pipeline
+
+
+def _run(tmp_path, pool, name, executor, workers=None):
+    run_dir = tmp_path / name
+    config = load_pipeline(write_pipeline(tmp_path / f"{name}.yaml", str(pool / "*.tar"), run_dir))
+    summary = run_pipeline(config, executor=executor, workers=workers)
+    return summary, output_files(run_dir)
+
+
+def test_local_and_ray_outputs_are_byte_identical(tmp_path, pool, ray_session):
+    local_summary, local = _run(tmp_path, pool, "local", "local")
+    _, ray_two = _run(tmp_path, pool, "ray2", "ray", workers=2)
+    _, ray_one = _run(tmp_path, pool, "ray1", "ray", workers=1)
+    assert local.keys() == ray_two.keys() == ray_one.keys()
+    assert any(name.endswith(".tar") for name in local)
+    for name in local:
+        assert local[name] == ray_two[name] == ray_one[name], name
+    assert local_summary["ingested"] == 120
+    assert local_summary["curated"] + local_summary["dropped"] == 120
+
+
+def test_summary_counts_match_files(tmp_path, pool):
+    summary, files = _run(tmp_path, pool, "local", "local")
+    dropped = pq.read_table(tmp_path / "local" / "dropped.parquet")
+    assert dropped.num_rows == summary["dropped"]
+    assert sorted(set(dropped.column("dropped_by").to_pylist())) == [
+        "ingest_webdataset", "select", "select_top_fraction"]
+    stages = {s["stage_id"]: s for s in summary["stages"]}
+    assert stages["ingest_webdataset"]["drop_counts"] == {"empty_caption": 20}
+    assert stages["select"]["alive_in"] == 100
+    assert stages["select"]["drop_counts"] == {"too_few_words": 40}
+    assert stages["select_top_fraction"]["kept"] == 30
+    assert summary["curated"] == 30

@@ -1,0 +1,114 @@
+"""Resume: a run killed with SIGKILL and rerun gives the outputs of an uninterrupted run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from curate import ResumeError, load_pipeline, run_pipeline
+from conftest import output_files, write_pipeline, write_pool
+
+
+def _start(pipeline: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "curate", "run", str(pipeline), "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _kill_when(process: subprocess.Popen, markers: Path, count: int, timeout: float = 120) -> None:
+    """SIGKILL the run as soon as `count` commit markers exist in `markers`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if markers.exists() and len(list(markers.glob("*.json"))) >= count:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
+            return
+        if process.poll() is not None:
+            pytest.fail(f"run finished before it could be killed: {process.stderr.read().decode()}")
+        time.sleep(0.002)
+    process.kill()
+    pytest.fail("run never reached the kill point")
+
+
+@pytest.fixture(scope="module")
+def big_pool(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("pool")
+    write_pool(folder, shards=24, per_shard=60)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, big_pool) -> dict[str, bytes]:
+    folder = tmp_path_factory.mktemp("reference")
+    pipeline = write_pipeline(folder / "p.yaml", str(big_pool / "*.tar"), folder / "run")
+    run_pipeline(load_pipeline(pipeline))
+    return output_files(folder / "run")
+
+
+@pytest.mark.parametrize("stage, count", [("ingest_webdataset", 3), ("select", 5), ("export", 2)])
+def test_sigkill_then_rerun_matches_uninterrupted_run(tmp_path, big_pool, reference, stage, count):
+    run_dir = tmp_path / "run"
+    pipeline = write_pipeline(tmp_path / "p.yaml", str(big_pool / "*.tar"), run_dir)
+    _kill_when(_start(pipeline), run_dir / stage / "_done", count)
+    done_before = len(list((run_dir / stage / "_done").glob("*.json")))
+    assert done_before >= count
+
+    rerun = _start(pipeline)
+    assert rerun.wait(timeout=300) == 0, rerun.stderr.read().decode()
+    assert output_files(run_dir) == reference
+    assert not list(run_dir.rglob(".*.tmp")), "temporary files left behind"
+
+    dropped, curated, ingested = (_uids(run_dir / "dropped.parquet"), _uids(run_dir / "export" / "shards"),
+                                  _uids(run_dir / "ingest_webdataset"))
+    assert len(set(dropped) | set(curated)) == len(dropped) + len(curated) == len(ingested) == 24 * 60
+    assert set(dropped) | set(curated) == set(ingested)
+
+
+def _uids(path: Path) -> list[str]:
+    files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+    return pq.read_table(files, columns=["uid"]).column(0).to_pylist()
+
+
+def test_rerun_of_finished_run_reuses_every_shard(tmp_path, pool):
+    pipeline = write_pipeline(tmp_path / "p.yaml", str(pool / "*.tar"), tmp_path / "run")
+    first = run_pipeline(load_pipeline(pipeline))
+    before = output_files(tmp_path / "run")
+    second = run_pipeline(load_pipeline(pipeline))
+    assert all(stage["reused"] == stage["shards"] for stage in second["stages"])
+    assert output_files(tmp_path / "run") == before
+    assert second["curated"] == first["curated"]
+
+
+def test_changed_config_is_refused_unless_forced(tmp_path, pool):
+    run_dir = tmp_path / "run"
+    run_pipeline(load_pipeline(write_pipeline(tmp_path / "a.yaml", str(pool / "*.tar"), run_dir)))
+    changed = [{"stage": "caption_stats"},
+               {"stage": "select", "params": {"filters": {"too_few_words": "caption_words >= 6"}}},
+               {"stage": "export", "params": {"samples_per_shard": 25}}]
+    pipeline = write_pipeline(tmp_path / "b.yaml", str(pool / "*.tar"), run_dir, stages=changed)
+    with pytest.raises(ResumeError, match="stage 'select'.*params changed: filters.*--force"):
+        run_pipeline(load_pipeline(pipeline))
+
+    summary = run_pipeline(load_pipeline(pipeline), force=True)
+    stages = {s["stage_id"]: s for s in summary["stages"]}
+    assert stages["ingest_webdataset"]["reused"] == 3 and stages["caption_stats"]["reused"] == 3
+    assert stages["select"]["reused"] == 0
+    assert stages["select"]["drop_counts"] == {"too_few_words": 60}
+    assert summary["curated"] == 40
+
+
+def test_changed_input_file_redoes_only_that_shard(tmp_path, pool):
+    pipeline = write_pipeline(tmp_path / "p.yaml", str(pool / "*.tar"), tmp_path / "run")
+    run_pipeline(load_pipeline(pipeline))
+    write_pool(tmp_path / "other", shards=1, per_shard=10, start=500)
+    (tmp_path / "other" / "pool-00000.tar").replace(pool / "pool-00001.tar")
+    summary = run_pipeline(load_pipeline(pipeline))
+    ingest = summary["stages"][0]
+    assert (ingest["shards"], ingest["reused"]) == (3, 2)
+    assert summary["ingested"] == 90
