@@ -63,21 +63,26 @@ def _grouped_members(url: str, warnings: list[str]) -> Iterator[tuple[str, dict,
             size = getattr(handle, "size", None)
             stream = _open_tar(handle, url)
             key, members = None, {}
-            for member_key, ext, data, truncated in _members(stream):
+            for member_key, ext, data, cut in _members(stream):
+                if cut == "header":
+                    warnings.append(f"{url}: tar is cut inside a header after byte {stream.offset}; "
+                                    f"items after that point are lost")
+                    break
                 if member_key != key and members:
                     yield key, members, None
                     members = {}
                 key = member_key
                 members[ext.lower()] = data
-                if truncated:
+                if cut == "data":
                     warnings.append(f"{url}: tar ends inside member {key}.{ext}; later items are lost")
                     yield key, members, "truncated_tar"
                     return
+            else:
+                if size is not None and size - stream.offset < _END_OF_ARCHIVE:
+                    warnings.append(f"{url}: tar ends without its end-of-archive blocks after "
+                                    f"byte {stream.offset}; items after that point are lost")
             if members:
                 yield key, members, None
-            if size is not None and size - stream.offset < _END_OF_ARCHIVE:
-                warnings.append(f"{url}: tar ends without its end-of-archive blocks after "
-                                f"byte {stream.offset}; items after that point are lost")
     except OSError as error:
         raise InputError(f"cannot read {url}: {error}") from None
 
@@ -89,9 +94,17 @@ def _open_tar(handle, url: str) -> tarfile.TarFile:
         raise InputError(f"{url} is not a readable tar archive ({error}); check the file") from None
 
 
-def _members(stream: tarfile.TarFile) -> Iterator[tuple[str, str, bytes, bool]]:
-    """(key, extension, bytes, truncated) for each regular file member."""
-    for info in stream:
+def _members(stream: tarfile.TarFile) -> Iterator[tuple[str, str, bytes, str | None]]:
+    """(key, extension, bytes, cut) per regular file; cut is "header" or "data" where the
+    archive ends early."""
+    while True:
+        try:
+            info = stream.next()
+        except tarfile.ReadError:
+            yield "", "", b"", "header"
+            return
+        if info is None:
+            return
         if not info.isreg() or "." not in info.name.rsplit("/", 1)[-1]:
             continue
         key, ext = base_plus_ext(info.name)
@@ -100,6 +113,6 @@ def _members(stream: tarfile.TarFile) -> Iterator[tuple[str, str, bytes, bool]]:
         try:
             data = stream.extractfile(info).read()
         except tarfile.ReadError:
-            yield key, ext, b"", True
+            yield key, ext, b"", "data"
             return
-        yield key, ext, data, False
+        yield key, ext, data, None

@@ -1,0 +1,86 @@
+"""Curated shards: fixed size, metadata, sizes.json and subset.npy that open_clip and
+DataComp's tooling read as they are."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import webdataset as wds
+from PIL import Image
+
+from curate import load_pipeline, run_pipeline
+from curate.io.subset import u8u8_to_uids
+from curate.io.tars import tar_bytes
+from conftest import sample, write_pipeline, write_pool
+
+
+def _export(tmp_path, inputs, samples_per_shard):
+    stages = [{"stage": "caption_stats"},
+              {"stage": "select", "params": {"filters": {"few_words": "caption_words >= 3"}}},
+              {"stage": "export", "params": {"samples_per_shard": samples_per_shard}}]
+    pipeline = write_pipeline(tmp_path / "p.yaml", inputs, tmp_path / "run", stages=stages)
+    return run_pipeline(load_pipeline(pipeline)), tmp_path / "run" / "export"
+
+
+def test_shards_have_a_fixed_size_and_open_clip_reads_them(tmp_path):
+    write_pool(tmp_path / "pool", shards=4, per_shard=37)
+    summary, out = _export(tmp_path, str(tmp_path / "pool" / "*.tar"), samples_per_shard=16)
+    kept = summary["curated"]
+    sizes = json.loads((out / "shards" / "sizes.json").read_text())
+    counts = list(sizes.values())
+    assert sum(counts) == kept == 74 and counts == [16] * 4 + [10]
+    assert sorted(sizes) == [f"{i:05d}.tar" for i in range(5)]
+
+    # the way open_clip's get_wds_dataset reads a shard list
+    urls = str(out / "shards" / "{00000..00004}.tar")
+    pipeline = wds.DataPipeline(wds.SimpleShardList(urls), wds.tarfile_to_samples(),
+                                wds.decode("pilrgb"), wds.rename(image="jpg;png;jpeg;webp", text="txt"),
+                                wds.to_tuple("image", "text", "json", "__key__"))
+    rows = list(pipeline)
+    assert len(rows) == kept
+    for image, text, meta, key in rows:
+        assert image.size == (32, 32) and len(text.split()) >= 3
+        assert meta["uid"] == key and meta["caption"] == text and meta["url"].startswith("http")
+
+
+def test_subset_file_is_sorted_u8u8_of_curated_uids(tmp_path):
+    write_pool(tmp_path / "pool", shards=2, per_shard=30)
+    summary, out = _export(tmp_path, str(tmp_path / "pool" / "*.tar"), samples_per_shard=7)
+    subset = np.load(out / "subset.npy")
+    assert subset.dtype == np.dtype("u8,u8") and len(subset) == summary["curated"]
+    uids = u8u8_to_uids(subset)
+    assert uids == sorted(uids)
+    metadata = pq.read_table(sorted((out / "shards").glob("*.parquet")))
+    assert set(uids) == set(metadata.column("uid").to_pylist())
+    assert int(metadata.column("uid")[0].as_py()[:16], 16) in subset["f0"]
+
+
+def test_formats_open_clip_cannot_read_are_reencoded_as_png(tmp_path):
+    buffer = io.BytesIO()
+    Image.new("RGB", (20, 10), (200, 10, 10)).save(buffer, "GIF")
+    gif = {"__key__": "000001", "gif": buffer.getvalue(), "txt": b"a red gif banner image"}
+    (tmp_path / "a.tar").write_bytes(tar_bytes([sample(0, "a plain jpeg sample here"), gif]))
+    summary, out = _export(tmp_path, str(tmp_path / "a.tar"), samples_per_shard=10)
+    assert summary["curated"] == 2
+    metadata = pq.read_table(out / "shards" / "00000.parquet").to_pylist()
+    formats = {row["key"]: row["image_format"] for row in metadata}
+    assert formats == {"000000": "jpg", "000001": "png"}
+    members = {row["__key__"]: row for row in wds.WebDataset(str(out / "shards" / "00000.tar"),
+                                                              shardshuffle=False).decode("pil")}
+    gif_row = next(row for row in members.values() if "png" in row)
+    assert "gif" not in gif_row and gif_row["png"].size == (20, 10)
+
+
+def test_rerun_with_smaller_export_removes_stale_shards(tmp_path):
+    write_pool(tmp_path / "pool", shards=1, per_shard=60)
+    _export(tmp_path, str(tmp_path / "pool" / "*.tar"), samples_per_shard=5)
+    stages = [{"stage": "caption_stats"},
+              {"stage": "select", "params": {"filters": {"few_words": "caption_words >= 3"}}},
+              {"stage": "export", "params": {"samples_per_shard": 50}}]
+    pipeline = write_pipeline(tmp_path / "q.yaml", str(tmp_path / "pool" / "*.tar"), tmp_path / "run", stages=stages)
+    run_pipeline(load_pipeline(pipeline), force=True)
+    assert sorted(p.name for p in (tmp_path / "run" / "export" / "shards").iterdir()) == [
+        "00000.parquet", "00000.tar", "sizes.json"]
