@@ -12,12 +12,9 @@ import io
 import json
 import math
 import multiprocessing
-import os
 import re
-import tarfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple, TypeVar
 
@@ -25,6 +22,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image, ImageDraw
+
+from curate.io.tars import tar_bytes
+from curate.run import write_atomic
 
 FORMATS = ("webdataset", "parquet", "folder")
 T = TypeVar("T")
@@ -227,46 +227,14 @@ def make_sample(seed: int, i: int, *, image_size: int = 64, duplicate_fraction: 
 # ---------------------------------------------------------------- writing
 
 
-@contextmanager
-def _atomic(path: Path) -> Iterator[Path]:
-    """Yield a temp path beside ``path``; move it into place only on success."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def _write_bytes(path: Path, data: bytes) -> None:
-    with _atomic(path) as tmp:
-        tmp.write_bytes(data)
+    write_atomic(path, data)
 
 
-# A fixed USTAR header (mode 0444, uid/gid 0, mtime 0, empty owner names) written
-# by hand: tarfile's TarInfo path costs more than the JPEG encode per sample.
-_TAR_BLOCK = 512
-_TAR_TAIL = b"0" + b"\0" * 100 + b"ustar\x0000" + b"\0" * 247
-_TAR_TAIL_SUM = sum(_TAR_TAIL) + 8 * ord(" ")  # checksum counts its own field as spaces
-
-
-def _tar_member(name: str, data: bytes) -> bytes:
-    head = name.encode("utf-8").ljust(100, b"\0") + b"0000444\0" + b"0000000\0" * 2
-    head += b"%011o\0" % len(data) + b"00000000000\0"
-    header = head + b"%06o\0 " % (sum(head) + _TAR_TAIL_SUM) + _TAR_TAIL
-    return header + data + b"\0" * (-len(data) % _TAR_BLOCK)
-
-
-def _tar_bytes(samples: list[Sample]) -> bytes:
-    """USTAR archive of the samples, laid out exactly as tarfile would write it."""
-    parts = []
-    for s in samples:
-        parts.append(_tar_member(f"{s.key}.jpg", s.jpeg))
-        parts.append(_tar_member(f"{s.key}.txt", s.caption.encode("utf-8")))
-        parts.append(_tar_member(f"{s.key}.json", json.dumps(s.truth(), sort_keys=True).encode("utf-8")))
-    body = b"".join(parts) + b"\0" * (2 * _TAR_BLOCK)
-    return body + b"\0" * (-len(body) % tarfile.RECORDSIZE)
+def _tar(samples: list[Sample]) -> bytes:
+    """The WebDataset shard of the samples: <key>.jpg, <key>.txt, <key>.json."""
+    return tar_bytes([{"__key__": s.key, "jpg": s.jpeg, "txt": s.caption,
+                       "json": json.dumps(s.truth(), sort_keys=True)} for s in samples])
 
 
 def _write_parquet(path: Path, samples: list[Sample], image_size: int, with_image: bool) -> None:
@@ -276,8 +244,9 @@ def _write_parquet(path: Path, samples: list[Sample], image_size: int, with_imag
     if with_image:
         cols["image"] = [s.jpeg for s in samples]
         schema = schema.append(pa.field("image", pa.binary()))
-    with _atomic(path) as tmp:
-        pq.write_table(pa.table(cols, schema=schema), tmp)
+    buffer = io.BytesIO()
+    pq.write_table(pa.table(cols, schema=schema), buffer)
+    write_atomic(path, buffer.getvalue())
 
 
 def _write_folder(folder: Path, samples: list[Sample]) -> None:
@@ -294,7 +263,7 @@ def _build_shard(out: str, shard: int, start: int, stop: int, seed: int, image_s
     samples = [make_sample(seed, i, image_size=image_size, duplicate_fraction=duplicate_fraction,
                            junk_fraction=junk_fraction) for i in range(start, stop)]
     if fmt == "webdataset":
-        _write_bytes(root / f"{name}.tar", _tar_bytes(samples))
+        _write_bytes(root / f"{name}.tar", _tar(samples))
     elif fmt == "folder":
         _write_folder(root / name, samples)
     _write_parquet(root / f"{name}.parquet", samples, image_size, with_image=fmt == "parquet")
