@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import fsspec
+import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
-from curate import load_pipeline, run_pipeline
+from curate import CurateError, Resources, ShardStage, load_pipeline, register, run_pipeline
 from conftest import output_files, write_pipeline
 
 
@@ -39,3 +42,46 @@ def test_summary_counts_match_files(tmp_path, pool):
     assert stages["select"]["drop_counts"] == {"too_few_words": 40}
     assert stages["select_top_fraction"]["kept"] == 30
     assert summary["curated"] == 30
+
+
+@register
+class _TwoCpuStage(ShardStage):
+    """Keeps everything; declares two CPUs per worker."""
+
+    name = "test_two_cpu_probe"
+    output_schema = "decision.v1"
+    resources = Resources(cpus=2)
+    input_columns = ()
+
+    def process(self, batch):
+        return pa.table({"uid": batch.column("uid"), "drop_reason": pa.nulls(batch.num_rows, pa.string())})
+
+
+@register
+class _NeedsGpu(_TwoCpuStage):
+    name = "test_gpu_probe"
+    resources = Resources(gpus=1)
+
+
+def test_ray_honours_declared_resources(tmp_path, pool, ray_session):
+    from curate.executors.ray import RayExecutor
+
+    stage = _TwoCpuStage(_TwoCpuStage.Params(), "probe")
+    with RayExecutor(workers=2) as executor:
+        assert executor._actor_count(stage, 10) == 1  # two CPUs each on a two-CPU instance
+    pipeline = write_pipeline(tmp_path / "p.yaml", str(pool / "*.tar"), tmp_path / "run",
+                              stages=[{"stage": "test_gpu_probe"}])
+    with pytest.raises(CurateError, match=r"needs .*gpus=1.* the Ray cluster has"):
+        run_pipeline(load_pipeline(pipeline), executor="ray", workers=2)
+
+
+def test_inputs_can_be_any_fsspec_url(tmp_path, pool):
+    memory = fsspec.filesystem("memory")
+    for path in sorted(pool.glob("*.tar")):
+        memory.pipe(f"/curate-test/{path.name}", path.read_bytes())
+    summary, _ = _run(tmp_path, pool, "local", "local")
+    pipeline = write_pipeline(tmp_path / "m.yaml", "memory://curate-test/pool-{00000..00002}.tar",
+                              tmp_path / "memory-run")
+    from_memory = run_pipeline(load_pipeline(pipeline))
+    assert from_memory["curated"] == summary["curated"] and from_memory["ingested"] == 120
+    assert output_files(tmp_path / "memory-run") == output_files(tmp_path / "local")

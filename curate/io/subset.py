@@ -36,9 +36,10 @@ def first_repeat(pairs: np.ndarray) -> str | None:
     return u8u8_to_uids(ordered[1:][same][:1])[0]
 
 
-def write_subset(path: Path, uids: list[str]) -> int:
-    """Write the sorted subset file DataComp's tooling reads; return its length."""
-    pairs = np.sort(uids_to_u8u8(uids))
+def write_subset(path: Path, pairs: np.ndarray) -> int:
+    """Write uid pairs (see uids_to_u8u8) as the sorted subset file DataComp's tooling reads;
+    return its length."""
+    pairs = np.sort(pairs)
     buffer = io.BytesIO()
     np.save(buffer, pairs)
     write_atomic(path, buffer.getvalue())

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 from pydantic import Field
 
-from curate.io.subset import write_subset
+from curate.io.subset import uids_to_u8u8, write_subset
 from curate.io.tars import OPEN_CLIP_IMAGE_EXTENSIONS, tar_bytes
 from curate.run import PARQUET_ROW_GROUP, sha256_hex, write_atomic, write_json_atomic, write_parquet_atomic
 from curate.schema import column_names, validate
@@ -79,9 +79,9 @@ class ExportWebDataset(SinkStage):
                 stale.unlink()
         sizes = {f"{u}.tar": pq.ParquetFile(shards / f"{u}.parquet").metadata.num_rows for u in units}
         write_json_atomic(shards / "sizes.json", sizes)
-        uids = [] if not units else pq.read_table([shards / f"{u}.parquet" for u in units], columns=["uid"])
-        uids = uids.column("uid").to_pylist() if units else []
-        write_subset(out_dir / "subset.npy", uids)
+        pairs = [uids_to_u8u8(pq.read_table(shards / f"{u}.parquet", columns=["uid"]).column(0).to_pylist())
+                 for u in units]
+        write_subset(out_dir / "subset.npy", np.concatenate(pairs) if pairs else uids_to_u8u8([]))
         return {"samples": sum(sizes.values()), "curated_shards": str(shards),
                 "shard_count": len(units), "subset": str(out_dir / "subset.npy")}
 
