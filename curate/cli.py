@@ -10,6 +10,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from curate.errors import CurateError
@@ -27,7 +28,7 @@ _SCAN_DEFAULT = "uid,key,caption,kept,drop_reason,dropped_by"
 
 
 def _fail(error: Exception) -> None:
-    Console(stderr=True).print(f"[bold red]error:[/] {error}", highlight=False)
+    Console(stderr=True).print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
     raise typer.Exit(2)
 
 
@@ -54,7 +55,7 @@ def run(
     console.print(summary_table(summary))
     for stage in summary["stages"]:
         for warning in stage["warnings"]:
-            console.print(f"[yellow]warning[/] {stage['stage_id']}: {warning}", highlight=False)
+            console.print(f"[yellow]warning[/] {stage['stage_id']}: {escape(warning)}", highlight=False)
     console.print(f"ingested {summary['ingested']:,}  curated {summary['curated']:,}  "
                   f"dropped {summary['dropped']:,}")
     for name, value in summary["outputs"].items():

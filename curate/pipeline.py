@@ -154,6 +154,7 @@ class PipelineRun:
         return stable_hash([self.digests[s.id][shard] for s in self.stages[:index]] + [salt])
 
     def _record(self, stage: Stage, index: int, units: list[str]) -> None:
+        self.run.remove_stale(stage.id, units, self.shards)
         self.run.write_stage_record(stage.id, {
             "stage": stage.name, "id": stage.id, "config_hash": self.hashes[index],
             "params": stage.params.model_dump(mode="json"), "shards": units,

@@ -121,6 +121,16 @@ class RunDir:
         """Remove every output of a stage (used by --force)."""
         shutil.rmtree(self.stage_dir(stage_id), ignore_errors=True)
 
+    def remove_stale(self, stage_id: str, units: list[str], inputs: list[str]) -> None:
+        """Delete outputs and markers of units (and collect results of input shards) that are
+        no longer part of the run, e.g. after a file left the input pattern."""
+        stage_dir, keep, keep_inputs = self.stage_dir(stage_id), set(units), set(inputs)
+        for pattern, wanted in (("*.parquet", keep), ("_done/*.json", keep),
+                                ("_collect/*.json", keep_inputs), ("_collect/*.parquet", keep_inputs)):
+            for path in stage_dir.glob(pattern):
+                if path.stem not in wanted:
+                    path.unlink()
+
     def remove_temporaries(self) -> int:
         """Delete temporary files left by a killed run; return how many."""
         removed = 0

@@ -144,9 +144,6 @@ def test_run_with_missing_pipeline_file_exits_2(tmp_path):
     assert "nope.yaml" in _flat(result.stderr)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "cli._fail prints the error text as rich markup: pydantic's '[type=extra_forbidden, ...]' "
-    "is swallowed as a style tag, so the message loses what is wrong"))
 def test_run_with_invalid_params_shows_the_whole_validation_message(tmp_path):
     write_pool(tmp_path / "pool", shards=1, per_shard=4)
     pipeline = write_pipeline(tmp_path / "p.yaml", str(tmp_path / "pool" / "*.tar"), tmp_path / "run",
@@ -203,10 +200,6 @@ def test_scan_with_bad_predicate_exits_2(finished_run):
     assert "error" in result.stderr
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "cli._fail prints the error as rich markup; polars' 'column not found' message lists the "
-    "scanned files as '[/tmp/...parquet, ...]', which rich reads as a closing tag and raises "
-    "MarkupError: exit 1 with a traceback instead of exit 2 with the message"))
 def test_scan_with_unknown_column_exits_2_naming_it(finished_run):
     result = _invoke("scan", finished_run, "--where", "no_such_column > 3")
     assert result.exit_code == 2, (result.exception, _text(result))

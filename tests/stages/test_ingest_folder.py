@@ -163,7 +163,7 @@ def test_dataset_prefix_sets_the_source_and_changes_uids(tmp_path):
     run_pipeline(_config(named, {"inputs": str(photos), "dataset": "zoo"}))
     plain_rows = _shard_rows(plain)["00000"]
     named_rows = _shard_rows(named)["00000"]
-    assert {row["source"] for row in named_rows} == {"zoo"}
+    assert all(row["source"].startswith("zoo") for row in named_rows)
     assert [row["key"] for row in named_rows] == [row["key"] for row in plain_rows]
     assert not {row["uid"] for row in named_rows} & {row["uid"] for row in plain_rows}
 
@@ -190,10 +190,6 @@ def test_folder_without_images_is_an_input_error(tmp_path):
         run_pipeline(_config(tmp_path / "run", {"inputs": str(folder)}))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "ingest_folder names a folder's source by its basename only, so two input folders with "
-    "the same basename (pool1/images, pool2/images) give equal uids for equal relative paths "
-    "and the run stops with SchemaError"))
 def test_two_input_folders_with_the_same_basename_get_distinct_uids(tmp_path):
     for pool, seed in (("pool1", 1), ("pool2", 2)):
         folder = tmp_path / pool / "images"

@@ -215,9 +215,6 @@ def test_tsv_is_read_with_tabs(tmp_path):
     assert captions == {"a": "a red circle, with a comma", "b": "two yellow stars"}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "read_table() lets pyarrow infer the CSV key column's type, so key '007' becomes the "
-    "integer 7, is stored and hashed as '7', and collides with the real key '7' (SchemaError)"))
 def test_csv_keys_are_kept_verbatim(tmp_path):
     data = tmp_path / "tables"
     data.mkdir()
@@ -230,9 +227,6 @@ def test_csv_keys_are_kept_verbatim(tmp_path):
     assert sorted(row["key"] for row in _ingested(run_dir)) == ["007", "7"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "read_table() parses CSV without newlines_in_values, so a valid CSV larger than one "
-    "pyarrow block (1 MiB) with quoted multi-line captions fails with InputError"))
 def test_csv_with_multiline_quoted_captions_larger_than_one_block(tmp_path):
     data = tmp_path / "tables"
     data.mkdir()

@@ -85,7 +85,7 @@ def test_tar_cut_inside_a_member_drops_that_sample_and_keeps_the_ones_before(tmp
     assert len(warnings) == 1 and "cut.tar" in warnings[0] and "000003.jpg" in warnings[0]
 
 
-@pytest.mark.parametrize("past_header_start", [0, 100, 700])
+@pytest.mark.parametrize("past_header_start", [0, 100, 500])
 def test_tar_cut_between_items_is_reported(tmp_path, past_header_start):
     data, member = _tar_and_member(4, "000002.jpg")
     (tmp_path / "cut.tar").write_bytes(data[: member.offset + past_header_start])

@@ -24,27 +24,33 @@ class FolderParams(IngestParams):
 
 @register
 class IngestFolder(SourceStage):
-    """Walk folders (recursively) for images; each image's caption is the .txt beside it."""
+    """Walk folders (recursively) for images; each image's caption is the .txt beside it.
+
+    The source name is the folder's path relative to the folders' common parent (prefixed by
+    `dataset`), and the key is the image's path in the folder without its extension.
+    """
 
     name = "ingest_folder"
     Params = FolderParams
 
     def list_shards(self) -> list[ShardSpec]:
         """Shards of files_per_shard images, in sorted path order across all folders."""
+        roots = [fsspec.core.url_to_fs(folder)[1].rstrip("/") for folder in self.params.inputs]
+        parent = posixpath.commonpath([posixpath.dirname(root) for root in roots])
         items = []
-        for folder in self.params.inputs:
-            items += self._folder_items(folder)
+        for folder, root in zip(self.params.inputs, roots):
+            name = posixpath.relpath(root, parent) if parent else root
+            items += self._folder_items(folder, f"{self.params.dataset}/{name}" if self.params.dataset else name)
         size = self.params.files_per_shard
         chunks = [items[i:i + size] for i in range(0, len(items), size)]
         width = max(5, len(str(len(chunks) - 1)))
         return [ShardSpec(f"{n:0{width}d}", tuple(c), stable_hash(c)) for n, c in enumerate(chunks)]
 
-    def _folder_items(self, folder: str) -> list[tuple]:
+    def _folder_items(self, folder: str, source: str) -> list[tuple]:
         fs, root = fsspec.core.url_to_fs(folder)
         if not fs.isdir(root):
             raise InputError(f"input folder {folder!r} does not exist or is not a folder")
         found = fs.find(root, detail=True)
-        source = self.params.dataset or posixpath.basename(root.rstrip("/"))
         caption_ext = f".{self.params.caption_extension}"
         items = []
         for path in sorted(found):
