@@ -7,6 +7,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+import pyarrow.parquet as pq
 import yaml
 
 from curate.config import PipelineConfig
@@ -164,10 +165,8 @@ class PipelineRun:
         specs = stage.list_shards()
         self.shards = [spec.shard for spec in specs]
         self._record(stage, index, self.shards)
-        todo = {}
-        for spec in specs:
-            todo[spec.shard] = SourceTask(str(self.run.root), spec.shard, self.hashes[index],
-                                          spec.fingerprint, spec)
+        todo = {spec.shard: SourceTask(str(self.run.root), spec.shard, self.hashes[index],
+                                       spec.fingerprint, spec) for spec in specs}
         self._execute(stage, index, report, todo)
 
     def _run_tasks(self, stage: Stage, index: int, report: StageReport, task_class, plan,
@@ -203,8 +202,6 @@ class PipelineRun:
 
     def _collect_reduce(self, stage, index: int):
         """Collect per shard (cached by marker), then reduce on the driver."""
-        import pyarrow.parquet as pq
-
         plan = self._plan(stage, index, stage.collect_columns)
         todo = {
             shard: CollectTask(str(self.run.root), shard, self.hashes[index],
