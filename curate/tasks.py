@@ -31,6 +31,12 @@ class TaskBase:
     config_hash: str
     fingerprint: str
 
+    def _marker(self, started: float, **fields) -> dict:
+        """The commit marker: what was written, and what it was written from."""
+        return {"shard": self.shard, "input_fingerprint": self.fingerprint,
+                "config_hash": self.config_hash,
+                "seconds": round(time.perf_counter() - started, 4), **fields}
+
     def _commit(self, stage, table: pa.Table, view: pa.Table | None, started: float,
                 **extra) -> dict:
         table = validate(table, stage.output_schema, stage.id)
@@ -38,17 +44,10 @@ class TaskBase:
             table = _only_new_drops(table, view)
         run = RunDir(self.run_root)
         digest = write_parquet_atomic(run.output_path(stage.id, self.shard), table)
-        marker = {
-            "shard": self.shard,
-            "rows": table.num_rows,
-            "alive_in": _alive(view) if view is not None else table.num_rows,
-            "drop_counts": _drop_counts(table, stage.decides),
-            "output_sha256": digest,
-            "input_fingerprint": self.fingerprint,
-            "config_hash": self.config_hash,
-            "seconds": round(time.perf_counter() - started, 4),
-            **extra,
-        }
+        marker = self._marker(started, rows=table.num_rows,
+                              alive_in=_alive(view) if view is not None else table.num_rows,
+                              drop_counts=_drop_counts(table, stage.decides),
+                              output_sha256=digest, **extra)
         run.commit(stage.id, self.shard, marker)
         return marker
 
@@ -100,14 +99,7 @@ class CollectTask(TaskBase):
         summary = _as_table(stage.collect(self.view.read(self.shard)))
         run = RunDir(self.run_root)
         digest = write_parquet_atomic(run.collect_path(stage.id, self.shard), summary)
-        marker = {
-            "shard": self.shard,
-            "rows": summary.num_rows,
-            "output_sha256": digest,
-            "input_fingerprint": self.fingerprint,
-            "config_hash": self.config_hash,
-            "seconds": round(time.perf_counter() - started, 4),
-        }
+        marker = self._marker(started, rows=summary.num_rows, output_sha256=digest)
         run.commit(stage.id, self.shard, marker, phase="_collect")
         return marker
 
@@ -135,13 +127,7 @@ class SinkTask(TaskBase):
         started = time.perf_counter()
         run = RunDir(self.run_root)
         written = stage.write_unit(self.shard, shared, run.stage_dir(stage.id), self.view)
-        marker = {
-            "shard": self.shard,
-            "input_fingerprint": self.fingerprint,
-            "config_hash": self.config_hash,
-            "seconds": round(time.perf_counter() - started, 4),
-            **written,
-        }
+        marker = self._marker(started, **written)
         run.commit(stage.id, self.shard, marker)
         return marker
 

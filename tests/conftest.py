@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 import os
+import tarfile
 from pathlib import Path
 
 import pytest
 import yaml
 from PIL import Image
 
+from curate import PipelineConfig
 from curate.io.tars import tar_bytes
 
 CAPTIONS = ["a red circle on a blue background", "x", "", "a small green square in the corner",
@@ -80,6 +82,29 @@ def output_files(run_dir: Path) -> dict[str, bytes]:
         if path.suffix in (".parquet", ".tar", ".npy") or path.name == "sizes.json":
             found[str(path.relative_to(run_dir))] = path.read_bytes()
     return found
+
+
+def ingest_export_config(run_dir: Path, source: str, ingest: dict, middle: list[dict] | None = None,
+                         samples_per_shard: int = 100) -> PipelineConfig:
+    """`source` stage -> middle stages -> export, on the local executor."""
+    return PipelineConfig(**{
+        "name": source,
+        "run_dir": str(run_dir),
+        "executor": {"kind": "local"},
+        "stages": [{"stage": source, "params": ingest}, *(middle or []),
+                   {"stage": "export", "params": {"samples_per_shard": samples_per_shard}}],
+    })
+
+
+def exported_members(run_dir: Path) -> dict[str, dict[str, bytes]]:
+    """uid -> {extension: bytes} of every sample in a run's exported tars."""
+    samples: dict[str, dict[str, bytes]] = {}
+    for path in sorted((run_dir / "export" / "shards").glob("*.tar")):
+        with tarfile.open(path) as tar:
+            for member in tar.getmembers():
+                uid, _, ext = member.name.partition(".")
+                samples.setdefault(uid, {})[ext] = tar.extractfile(member).read()
+    return samples
 
 
 @pytest.fixture(scope="session")

@@ -3,41 +3,24 @@
 from __future__ import annotations
 
 import json
-import tarfile
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
 from curate import InputError, PipelineConfig, run_pipeline
-from conftest import jpeg_bytes, png_bytes
+from conftest import exported_members, ingest_export_config, jpeg_bytes, png_bytes
 
 
 def _config(run_dir: Path, ingest: dict, middle: list[dict] | None = None,
             samples_per_shard: int = 100) -> PipelineConfig:
-    return PipelineConfig(**{
-        "name": "folder",
-        "run_dir": str(run_dir),
-        "executor": {"kind": "local"},
-        "stages": [{"stage": "ingest_folder", "params": ingest}, *(middle or []),
-                   {"stage": "export", "params": {"samples_per_shard": samples_per_shard}}],
-    })
+    return ingest_export_config(run_dir, "ingest_folder", ingest, middle, samples_per_shard)
 
 
 def _shard_rows(run_dir: Path) -> dict[str, list[dict]]:
     """shard name -> its sample rows, for every ingest shard."""
     return {path.stem: pq.read_table(path).to_pylist()
             for path in sorted((run_dir / "ingest_folder").glob("*.parquet"))}
-
-
-def _exported(run_dir: Path) -> dict[str, dict[str, bytes]]:
-    samples: dict[str, dict[str, bytes]] = {}
-    for path in sorted((run_dir / "export" / "shards").glob("*.tar")):
-        with tarfile.open(path) as tar:
-            for member in tar.getmembers():
-                uid, _, ext = member.name.partition(".")
-                samples.setdefault(uid, {})[ext] = tar.extractfile(member).read()
-    return samples
 
 
 # relative path (without extension) -> (image file suffix, image bytes, caption file bytes or None)
@@ -100,7 +83,7 @@ def test_nested_folders_keys_captions_and_drop_reasons(tmp_path):
     assert {d["dropped_by"] for d in dropped.values()} == {"ingest_folder"}
     assert {d["source"] for d in dropped.values()} == {"photos"}
 
-    exported = _exported(run_dir)
+    exported = exported_members(run_dir)
     kept = ["animals/cats/tabby", "animals/cats/small/kitten", "animals/dogs/collie", "landscape"]
     assert set(exported) == {by_key[k]["uid"] for k in kept}
     kitten = exported[by_key["animals/cats/small/kitten"]["uid"]]

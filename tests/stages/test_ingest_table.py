@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import tarfile
 from pathlib import Path
 
 import pyarrow as pa
@@ -14,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from curate import ConfigError, InputError, PipelineConfig, load_pipeline, run_pipeline
-from conftest import jpeg_bytes, png_bytes
+from conftest import exported_members, ingest_export_config, jpeg_bytes, png_bytes
 
 
 # ---------------------------------------------------------------- helpers
@@ -22,14 +21,7 @@ from conftest import jpeg_bytes, png_bytes
 
 def _config(run_dir: Path, ingest: dict, middle: list[dict] | None = None,
             samples_per_shard: int = 100) -> PipelineConfig:
-    """ingest_table -> middle stages -> export, on the local executor."""
-    return PipelineConfig(**{
-        "name": "table",
-        "run_dir": str(run_dir),
-        "executor": {"kind": "local"},
-        "stages": [{"stage": "ingest_table", "params": ingest}, *(middle or []),
-                   {"stage": "export", "params": {"samples_per_shard": samples_per_shard}}],
-    })
+    return ingest_export_config(run_dir, "ingest_table", ingest, middle, samples_per_shard)
 
 
 def _ingested(run_dir: Path) -> list[dict]:
@@ -37,17 +29,6 @@ def _ingested(run_dir: Path) -> list[dict]:
     files = sorted((run_dir / "ingest_table").glob("*.parquet"))
     assert files, f"no ingest output in {run_dir}"
     return pq.read_table(files).to_pylist()
-
-
-def _exported(run_dir: Path) -> dict[str, dict[str, bytes]]:
-    """uid -> {extension: bytes} of every sample in the exported tars."""
-    samples: dict[str, dict[str, bytes]] = {}
-    for path in sorted((run_dir / "export" / "shards").glob("*.tar")):
-        with tarfile.open(path) as tar:
-            for member in tar.getmembers():
-                uid, _, ext = member.name.partition(".")
-                samples.setdefault(uid, {})[ext] = tar.extractfile(member).read()
-    return samples
 
 
 def _dropped(run_dir: Path) -> dict[str, dict]:
@@ -104,7 +85,7 @@ def test_parquet_with_image_bytes_extras_go_to_meta_and_export(tmp_path):
     assert ingested["k-green"]["image_format"] == "png"
     assert (ingested["k-red"]["width"], ingested["k-red"]["height"]) == (32, 32)
 
-    exported = _exported(run_dir)
+    exported = exported_members(run_dir)
     by_key = {key: ingested[key]["uid"] for key in ingested}
     assert set(exported) == {by_key["k-red"], by_key["k-green"], by_key["k-stars"]}
     green = exported[by_key["k-green"]]
@@ -195,7 +176,7 @@ def test_csv_with_relative_image_paths_missing_image_and_bad_utf8(tmp_path, monk
     assert dropped[rows["r3"]["uid"]]["caption"] == "a picture whose file is gone"
     assert {d["dropped_by"] for d in dropped.values()} == {"ingest_table"}
 
-    exported = _exported(run_dir)
+    exported = exported_members(run_dir)
     assert set(exported) == {rows["r1"]["uid"], rows["r2"]["uid"]}
     assert exported[rows["r1"]["uid"]]["jpg"] == jpeg_bytes(1)
     assert exported[rows["r2"]["uid"]]["png"] == png_bytes(2)
@@ -274,7 +255,7 @@ def test_jsonl_with_image_paths_and_nested_extras(tmp_path):
     assert rows["j1"]["source"] == "pairs.jsonl"
     assert summary["curated"] == 2 and summary["dropped_by_reason"] == {
         "empty_caption": 1, "missing_caption": 1}
-    exported = _exported(run_dir)
+    exported = exported_members(run_dir)
     assert set(exported) == {rows["j1"]["uid"], rows["j2"]["uid"]}
     assert json.loads(exported[rows["j1"]["uid"]]["json"])["meta"] == {"tags": {"color": "red", "n": 1}}
 

@@ -6,7 +6,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from curate.stage import StageParams
+from curate.io.inputs import expand_inputs, shard_names
+from curate.stage import ShardSpec, SourceStage, StageParams
 
 
 class IngestParams(StageParams):
@@ -21,3 +22,16 @@ class IngestParams(StageParams):
     @classmethod
     def _one_or_many(cls, value):
         return [value] if isinstance(value, str) else value
+
+
+class FileSource(SourceStage):
+    """A source whose shards are its input files: one shard per file, named after its stem.
+
+    Each shard's location is (URL to open, source name used in uids).
+    """
+
+    def list_shards(self) -> list[ShardSpec]:
+        """One shard per input file, with a fingerprint of the file's size and time."""
+        files = expand_inputs(self.params.inputs, self.params.dataset)
+        names = shard_names([f.name for f in files])
+        return [ShardSpec(name, (f.url, f.name), f.fingerprint) for name, f in zip(names, files)]

@@ -13,10 +13,9 @@ import pyarrow.parquet as pq
 from pydantic import Field
 
 from curate.errors import ConfigError, InputError
-from curate.io.inputs import expand_inputs, shard_names
 from curate.io.samples import sample_row
-from curate.stage import ShardSpec, SourceStage, register
-from curate.stages.ingest.common import IngestParams
+from curate.stage import ShardSpec, register
+from curate.stages.ingest.common import FileSource, IngestParams
 
 
 class TableParams(IngestParams):
@@ -31,17 +30,11 @@ class TableParams(IngestParams):
 
 
 @register
-class IngestTable(SourceStage):
+class IngestTable(FileSource):
     """Read tables (one shard per file) whose rows are image-text pairs."""
 
     name = "ingest_table"
     Params = TableParams
-
-    def list_shards(self) -> list[ShardSpec]:
-        """One shard per table file."""
-        files = expand_inputs(self.params.inputs, self.params.dataset)
-        names = shard_names([f.name for f in files])
-        return [ShardSpec(name, (f.url, f.name), f.fingerprint) for name, f in zip(names, files)]
 
     def read_shard(self, spec: ShardSpec, warnings: list[str]) -> Iterator[dict]:
         """One row per table row."""

@@ -10,26 +10,19 @@ import fsspec
 from webdataset.tariterators import base_plus_ext
 
 from curate.errors import InputError
-from curate.io.inputs import expand_inputs, shard_names
 from curate.io.samples import CAPTION_EXTENSIONS, IMAGE_EXTENSIONS, sample_row
-from curate.stage import ShardSpec, SourceStage, register
-from curate.stages.ingest.common import IngestParams
+from curate.stage import ShardSpec, register
+from curate.stages.ingest.common import FileSource, IngestParams
 
 _END_OF_ARCHIVE = 2 * tarfile.BLOCKSIZE
 
 
 @register
-class IngestWebDataset(SourceStage):
+class IngestWebDataset(FileSource):
     """Read WebDataset tars (local paths, brace patterns like pool/{00000..00009}.tar, URLs)."""
 
     name = "ingest_webdataset"
     Params = IngestParams
-
-    def list_shards(self) -> list[ShardSpec]:
-        """One shard per tar, named after the tar's stem."""
-        files = expand_inputs(self.params.inputs, self.params.dataset)
-        names = shard_names([f.name for f in files])
-        return [ShardSpec(name, (f.url, f.name), f.fingerprint) for name, f in zip(names, files)]
 
     def read_shard(self, spec: ShardSpec, warnings: list[str]) -> Iterator[dict]:
         """Yield one row per sample key; a sample cut by a truncated tar is a dropped row."""
