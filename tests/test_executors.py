@@ -68,7 +68,7 @@ def test_ray_honours_declared_resources(tmp_path, pool, ray_session):
 
     stage = _TwoCpuStage(_TwoCpuStage.Params(), "probe")
     with RayExecutor(workers=2) as executor:
-        assert executor._actor_count(stage, 10) == 1  # two CPUs each on a two-CPU instance
+        assert executor.parallelism(stage) == 1  # two CPUs each on a two-CPU instance
     pipeline = write_pipeline(tmp_path / "p.yaml", str(pool / "*.tar"), tmp_path / "run",
                               stages=[{"stage": "test_gpu_probe"}])
     with pytest.raises(CurateError, match=r"needs .*gpus=1.* the Ray cluster has"):

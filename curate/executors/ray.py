@@ -1,12 +1,17 @@
-"""The Ray executor: a pool of actors per stage, each holding one set-up copy of the stage.
+"""The Ray executor: shard tasks on Ray workers, each worker setting a stage up once.
 
 This is the only module that imports ray. Without an address it starts a local Ray instance
 on this machine; with `auto` or `ray://host:port` it joins an existing cluster.
+
+Tasks (not actors) carry the work, so worker processes, started once with the instance, are
+reused from stage to stage; a worker keeps the last stage it set up and sets up a new one only
+when a task of another stage reaches it.
 """
 
 from __future__ import annotations
 
 import os
+import uuid
 from typing import Any, Sequence
 
 import ray
@@ -15,22 +20,21 @@ from curate.errors import CurateError
 from curate.executors.base import Executor, OnResult, Task
 from curate.stage import Stage
 
-_IN_FLIGHT_PER_ACTOR = 2
+_IN_FLIGHT_PER_WORKER = 2
+_ready: dict[str, Stage] = {}  # per worker process: the stage it last set up
 
 
-class _StageWorker:
-    """A Ray actor that sets its stage up once and then runs tasks on it."""
-
-    def __init__(self, stage: Stage):
-        self.stage = stage
-        self.stage.setup()
-
-    def run(self, task: Task, shared: Any) -> dict:
-        return task(self.stage, shared)
+def _run(stage_key: str, stage: Stage, task: Task, shared: Any) -> dict:
+    """Run one task on a worker, setting the stage up the first time this worker sees it."""
+    if stage_key not in _ready:
+        _ready.clear()  # one set-up stage per worker: models of earlier stages are freed
+        stage.setup()
+        _ready[stage_key] = stage
+    return task(_ready[stage_key], shared)
 
 
 class RayExecutor(Executor):
-    """Runs tasks on Ray actors, honouring the stage's declared cpus, gpus and memory."""
+    """Runs tasks on Ray, reserving the stage's declared cpus, gpus and memory per task."""
 
     name = "ray"
 
@@ -38,6 +42,7 @@ class RayExecutor(Executor):
         self.workers = workers
         self.address = address
         self._owns_ray = False
+        self._stage_keys: dict[int, str] = {}
 
     def __enter__(self) -> "RayExecutor":
         if not ray.is_initialized():
@@ -57,14 +62,14 @@ class RayExecutor(Executor):
             ray.shutdown()
             self._owns_ray = False
 
-    def _actor_count(self, stage: Stage, n_tasks: int) -> int:
-        """As many actors as the cluster fits for the stage's resources, capped by workers."""
+    def parallelism(self, stage: Stage) -> int:
+        """How many of the stage's tasks the cluster runs at once, capped by `workers`."""
         total = ray.cluster_resources()
         res = stage.resources
-        fits = [int(total.get("CPU", 1) // res.cpus) if res.cpus else n_tasks]
+        fits = [int(total.get("CPU", 0) // res.cpus) if res.cpus else 1 << 30]
         if res.gpus:
             fits.append(int(total.get("GPU", 0) // res.gpus))
-        count = min(fits + [n_tasks, self.workers or n_tasks])
+        count = min(fits + [self.workers or 1 << 30])
         if count < 1:
             raise CurateError(
                 f"stage {stage.id!r} needs {res} per worker but the Ray cluster has {total}; "
@@ -74,43 +79,29 @@ class RayExecutor(Executor):
 
     def map_shards(self, stage: Stage, tasks: Sequence[Task], shared: Any = None,
                    on_result: OnResult | None = None) -> list[dict]:
-        """Run tasks on an actor pool; results come back in task order."""
+        """Run tasks with a bounded number in flight; results come back in task order."""
         if not tasks:
             return []
         res = stage.resources
-        options: dict[str, Any] = {"num_cpus": res.cpus, "num_gpus": res.gpus}
+        options: dict[str, Any] = {"num_cpus": res.cpus, "num_gpus": res.gpus, "max_retries": 0}
         if res.memory:
             options["memory"] = res.memory
-        actor_class = ray.remote(_StageWorker).options(**options)
-        actors = [actor_class.remote(stage) for _ in range(self._actor_count(stage, len(tasks)))]
-        shared_ref = ray.put(shared)
-        try:
-            return self._drain(actors, tasks, shared_ref, on_result)
-        finally:
-            for actor in actors:
-                ray.kill(actor)
-
-    def _drain(self, actors, tasks, shared_ref, on_result) -> list[dict]:
+        remote = ray.remote(_run).options(**options)
+        stage_key = self._stage_keys.setdefault(id(stage), f"{stage.id}-{uuid.uuid4().hex}")
+        stage_ref, shared_ref = ray.put(stage), ray.put(shared)
+        limit = self.parallelism(stage) * _IN_FLIGHT_PER_WORKER
         results: list[dict | None] = [None] * len(tasks)
-        queue = list(range(len(tasks)))[::-1]
-        pending: dict[Any, tuple[int, Any]] = {}
-
-        def submit(actor) -> None:
-            index = queue.pop()
-            pending[actor.run.remote(tasks[index], shared_ref)] = (index, actor)
-
-        for actor in actors:
-            for _ in range(_IN_FLIGHT_PER_ACTOR):
-                if queue:
-                    submit(actor)
-        while pending:
+        pending: dict[Any, int] = {}
+        next_index = 0
+        while next_index < len(tasks) or pending:
+            while next_index < len(tasks) and len(pending) < limit:
+                pending[remote.remote(stage_key, stage_ref, tasks[next_index], shared_ref)] = next_index
+                next_index += 1
             done, _ = ray.wait(list(pending), num_returns=1)
-            index, actor = pending.pop(done[0])
+            index = pending.pop(done[0])
             results[index] = _get(done[0])
             if on_result:
                 on_result(results[index])
-            if queue:
-                submit(actor)
         return results  # type: ignore[return-value]
 
 
