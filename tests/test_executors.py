@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import uuid
+from pathlib import Path
+
 import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from curate import CurateError, Resources, ShardStage, load_pipeline, register, run_pipeline
-from conftest import output_files, write_pipeline
+from curate import CurateError, Resources, ShardStage, StageParams, load_pipeline, register, run_pipeline
+from conftest import output_files, write_pipeline, write_pool
 
 
 def _run(tmp_path, pool, name, executor, workers=None):
@@ -85,3 +89,43 @@ def test_inputs_can_be_any_fsspec_url(tmp_path, pool):
     from_memory = run_pipeline(load_pipeline(pipeline))
     assert from_memory["curated"] == summary["curated"] and from_memory["ingested"] == 120
     assert output_files(tmp_path / "memory-run") == output_files(tmp_path / "local")
+
+
+class _ProbeParams(StageParams):
+    probe_dir: str
+
+
+@register
+class _SetupProbe(ShardStage):
+    """Writes a file per setup() call and per processed shard, named by process id."""
+
+    name = "test_setup_probe"
+    Params = _ProbeParams
+    output_schema = "decision.v1"
+    input_columns = ()
+
+    def setup(self):
+        folder = Path(self.params.probe_dir)
+        (folder / f"setup-{os.getpid()}-{uuid.uuid4().hex}").touch()
+
+    def process(self, batch):
+        (Path(self.params.probe_dir) / f"batch-{os.getpid()}-{uuid.uuid4().hex}").touch()
+        return pa.table({"uid": batch.column("uid"), "drop_reason": pa.nulls(batch.num_rows, pa.string())})
+
+
+@pytest.mark.parametrize("executor", ["local", "ray"])
+def test_setup_runs_once_per_worker(tmp_path, executor, request):
+    if executor == "ray":
+        request.getfixturevalue("ray_session")
+    write_pool(tmp_path / "pool", shards=8, per_shard=5)
+    probes = tmp_path / "probes"
+    probes.mkdir()
+    pipeline = write_pipeline(tmp_path / "p.yaml", str(tmp_path / "pool" / "*.tar"), tmp_path / "run",
+                              stages=[{"stage": "test_setup_probe", "params": {"probe_dir": str(probes)}}])
+    run_pipeline(load_pipeline(pipeline), executor=executor, workers=2)
+    setups = [p.name.split("-")[1] for p in probes.glob("setup-*")]
+    batches = {p.name.split("-")[1] for p in probes.glob("batch-*")}
+    assert len(list(probes.glob("batch-*"))) == 8
+    assert sorted(setups) == sorted(set(setups)), "a worker set the stage up twice"
+    assert set(setups) == batches
+    assert len(setups) in (range(1, 2) if executor == "local" else range(1, 3))
