@@ -3,88 +3,100 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from curate.errors import InvariantError
-from curate.io.subset import first_repeat, uids_to_u8u8
-from curate.run import write_json_atomic
+from curate.io.subset import first_repeat, u8u8_to_uids, uids_to_u8u8
+from curate.run import RunDir, write_json_atomic
 from curate.schema import load_schema
-
-if TYPE_CHECKING:
-    from curate.pipeline import PipelineRun
+from curate.view import first_reason
 
 
-def dropped_rows(pr: "PipelineRun", shard: str) -> tuple[pa.Table, pa.Array]:
-    """One shard's dropped rows (dropped.v1) and all of its uids."""
-    run, deciders = pr.run, [s.id for s in pr.stages if s.decides]
+@dataclass
+class RunUids:
+    """Every ingested uid, split into dropped and kept, as u8,u8 pairs (16 bytes a sample)."""
+
+    ingested: np.ndarray
+    dropped: np.ndarray
+    kept: np.ndarray
+    reasons: Counter
+
+
+def dropped_rows(run: RunDir, deciders: list[str], shard: str) -> tuple[pa.Table, pa.Table]:
+    """One shard's dropped rows (dropped.v1), and all its rows with their drop_reason."""
     table = pq.read_table(run.output_path(deciders[0], shard),
                           columns=["uid", "key", "source", "caption", "drop_reason"])
-    reason = table.column("drop_reason")
-    by = pc.if_else(reason.is_valid(), deciders[0], pa.scalar(None, pa.string()))
+    reasons = [(deciders[0], table.column("drop_reason"))]
     for stage_id in deciders[1:]:
-        theirs = pq.read_table(run.output_path(stage_id, shard), columns=["drop_reason"]).column(0)
-        by = pc.if_else(pc.and_(by.is_null(), theirs.is_valid()), stage_id, by)
-        reason = pc.coalesce(reason, theirs)
+        reasons.append((stage_id, pq.read_table(run.output_path(stage_id, shard), columns=["drop_reason"]).column(0)))
+    reason, by = first_reason(reasons)
     table = table.set_column(4, "drop_reason", reason).append_column("dropped_by", by)
-    dropped = table.filter(reason.is_valid())
-    return dropped.cast(load_schema("dropped.v1")), table.column("uid")
+    return table.filter(reason.is_valid()).cast(load_schema("dropped.v1")), table
 
 
-def write_dropped(pr: "PipelineRun") -> tuple[int, int, Counter, np.ndarray]:
-    """Stream every shard's dropped rows into RUN/dropped.parquet; return counts and all uids."""
-    path = pr.run.root / "dropped.parquet"
+def write_dropped(run: RunDir, deciders: list[str], shards: list[str]) -> RunUids:
+    """Stream every shard's dropped rows into RUN/dropped.parquet; return the run's uids."""
+    path = run.root / "dropped.parquet"
     tmp = path.with_name(".dropped.parquet.tmp")
     reasons: Counter = Counter()
-    ingested, all_uids = 0, []
+    ingested, dropped, kept = [], [], []
     with pq.ParquetWriter(tmp, load_schema("dropped.v1"), compression="zstd") as writer:
-        for shard in pr.shards:
-            dropped, uids = dropped_rows(pr, shard)
-            writer.write_table(dropped)
-            reasons.update(dropped.column("drop_reason").to_pylist())
-            ingested += len(uids)
-            all_uids.append(uids_to_u8u8(uids.to_pylist()))
+        for shard in shards:
+            rows, everything = dropped_rows(run, deciders, shard)
+            writer.write_table(rows)
+            reasons.update(rows.column("drop_reason").to_pylist())
+            alive = everything.column("drop_reason").is_null()
+            ingested.append(uids_to_u8u8(everything.column("uid").to_pylist()))
+            dropped.append(uids_to_u8u8(rows.column("uid").to_pylist()))
+            kept.append(uids_to_u8u8(everything.filter(alive).column("uid").to_pylist()))
     tmp.replace(path)
-    pairs = np.concatenate(all_uids) if all_uids else uids_to_u8u8([])
-    return ingested, sum(reasons.values()), reasons, pairs
+    return RunUids(*(np.concatenate(parts) if parts else uids_to_u8u8([]) for parts in (ingested, dropped, kept)),
+                   reasons)
 
 
-def check_invariant(ingested: int, curated: int, dropped: int, pairs: np.ndarray) -> None:
-    """ingested = curated + dropped, and no uid twice; fail loudly otherwise."""
-    if ingested != curated + dropped:
+def check_invariant(ingested: np.ndarray, curated: np.ndarray, dropped: np.ndarray) -> None:
+    """Every ingested uid is curated or dropped, exactly once; fail loudly otherwise."""
+    for name, pairs in (("ingested", ingested), ("curated", curated), ("dropped", dropped)):
+        repeated = first_repeat(pairs)
+        if repeated:
+            raise InvariantError(f"uid {repeated} was {name} more than once")
+    both = np.intersect1d(curated, dropped)
+    if len(both):
+        raise InvariantError(f"uid {u8u8_to_uids(both[:1])[0]} is both curated and dropped")
+    if len(ingested) != len(curated) + len(dropped):
         raise InvariantError(
-            f"ingested {ingested:,} samples but curated {curated:,} + dropped {dropped:,} = "
-            f"{curated + dropped:,}: samples were lost or counted twice"
+            f"ingested {len(ingested):,} samples but curated {len(curated):,} + dropped "
+            f"{len(dropped):,} = {len(curated) + len(dropped):,}: samples were lost or invented"
         )
-    repeated = first_repeat(pairs)
-    if repeated:
-        raise InvariantError(f"uid {repeated} was ingested more than once")
+    stray = np.setdiff1d(np.concatenate([curated, dropped]), ingested)
+    if len(stray):
+        raise InvariantError(f"uid {u8u8_to_uids(stray[:1])[0]} was curated or dropped but never ingested")
 
 
-def finalize_run(pr: "PipelineRun") -> dict:
-    """Write dropped.parquet and summary.json after checking the invariant; return the summary."""
-    ingested, dropped, reasons, pairs = write_dropped(pr)
-    curated = ingested - dropped
-    if pr.sink_summary is not None and pr.sink_summary["samples"] != curated:
-        raise InvariantError(
-            f"{curated:,} samples were kept but the export wrote {pr.sink_summary['samples']:,}"
-        )
-    check_invariant(ingested, curated, dropped, pairs)
+def finalize_run(run: RunDir, name: str, deciders: list[str], shards: list[str], reports: list,
+                 sink_uids: np.ndarray | None, sink_summary: dict | None) -> dict:
+    """Write dropped.parquet and summary.json after checking the invariant; return the summary.
+
+    The curated set is what the sink wrote when there is one, else every sample still kept.
+    """
+    uids = write_dropped(run, deciders, shards)
+    curated = uids.kept if sink_uids is None else sink_uids
+    check_invariant(uids.ingested, curated, uids.dropped)
     summary = {
-        "run_dir": str(pr.run.root),
-        "pipeline": pr.config.name,
-        "ingested": ingested,
-        "curated": curated,
-        "dropped": dropped,
-        "dropped_by_reason": dict(sorted(reasons.items())),
-        "stages": [_report_dict(report) for report in pr.reports],
-        "outputs": {"dropped": str(pr.run.root / "dropped.parquet"), **(pr.sink_summary or {})},
+        "run_dir": str(run.root),
+        "pipeline": name,
+        "ingested": len(uids.ingested),
+        "curated": len(curated),
+        "dropped": len(uids.dropped),
+        "dropped_by_reason": dict(sorted(uids.reasons.items())),
+        "stages": [_report_dict(report) for report in reports],
+        "outputs": {"dropped": str(run.root / "dropped.parquet"), **(sink_summary or {})},
     }
-    write_json_atomic(pr.run.root / "summary.json", summary)
+    write_json_atomic(run.root / "summary.json", summary)
     return summary
 
 

@@ -112,7 +112,7 @@ class PipelineRun:
         self.shards: list[str] = []
         self.digests: dict[str, dict[str, str]] = {}
         self.reports: list[StageReport] = []
-        self.sink_summary: dict | None = None
+        self.sink_result = None
 
     def execute(self) -> dict:
         """Run every stage, then finalize and check the invariant; return the summary."""
@@ -126,7 +126,9 @@ class PipelineRun:
         with self.executor:
             for index, stage in enumerate(self.stages):
                 self.reports.append(self._run_stage(index, stage))
-        return finalize_run(self)
+        sink = self.sink_result
+        return finalize_run(self.run, self.config.name, [s.id for s in self.stages if s.decides],
+                            self.shards, self.reports, sink and sink.uids, sink and sink.summary)
 
     def _run_stage(self, index: int, stage: Stage) -> StageReport:
         report = StageReport(stage.id, stage.name)
@@ -224,7 +226,7 @@ class PipelineRun:
         }
         self._execute(stage, index, report, todo, shared=state)
         report.alive_in = report.rows
-        self.sink_summary = stage.finalize(state, self.run.stage_dir(stage.id))
+        self.sink_result = stage.finalize(state, self.run.stage_dir(stage.id))
 
 
 def run_pipeline(config: PipelineConfig, *, executor: str | None = None, workers: int | None = None,

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Iterator
 
+import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
@@ -52,6 +53,15 @@ class ShardSpec:
     shard: str
     location: Any
     fingerprint: str
+
+
+@dataclass(frozen=True)
+class SinkResult:
+    """What a sink wrote: a summary for the user, and the uids it wrote (u8,u8 pairs), which
+    the run checks against ingested = curated + dropped."""
+
+    summary: dict
+    uids: np.ndarray
 
 
 class Stage(ABC):
@@ -148,8 +158,8 @@ class SinkStage(ReducingStage):
         ...
 
     @abstractmethod
-    def finalize(self, state: Any, out_dir: Path) -> dict:
-        """Write run-level files once every unit is committed; return a summary."""
+    def finalize(self, state: Any, out_dir: Path) -> SinkResult:
+        """Write run-level files once every unit is committed; return what was written."""
         ...
 
 

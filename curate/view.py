@@ -41,7 +41,7 @@ class ViewPlan:
         """Read the view of one shard (optionally only some Parquet row groups)."""
         run = RunDir(self.run_root)
         columns: dict[str, pa.ChunkedArray] = {}
-        reasons: list[pa.ChunkedArray] = []
+        reasons: list[tuple[str, pa.ChunkedArray]] = []
         uids = None
         for stage_id, wanted in self.reads:
             table = _read_part(run.output_path(stage_id, shard), wanted, row_groups)
@@ -50,19 +50,25 @@ class ViewPlan:
                 if name not in RESERVED:
                     columns[name] = table.column(name)
             if stage_id in self.decision_stages:
-                reasons.append(table.column("drop_reason"))
-        return pa.table({"uid": uids, **columns, "drop_reason": _first_reason(reasons)})
+                reasons.append((stage_id, table.column("drop_reason")))
+        return pa.table({"uid": uids, **columns, "drop_reason": first_reason(reasons)[0]})
 
     def drop_reasons(self, shard: str) -> pa.ChunkedArray:
         """Only the shard's drop_reason column (cheap: no other column is read)."""
         run = RunDir(self.run_root)
-        reasons = [pq.read_table(run.output_path(stage_id, shard), columns=["drop_reason"]).column(0)
+        reasons = [(stage_id, pq.read_table(run.output_path(stage_id, shard), columns=["drop_reason"]).column(0))
                    for stage_id in self.decision_stages]
-        return _first_reason(reasons)
+        return first_reason(reasons)[0]
 
 
-def _first_reason(reasons: list[pa.ChunkedArray]) -> pa.ChunkedArray:
-    return pc.coalesce(*reasons) if len(reasons) > 1 else reasons[0]
+def first_reason(reasons: list[tuple[str, pa.ChunkedArray]]) -> tuple[pa.ChunkedArray, pa.ChunkedArray]:
+    """(drop_reason, dropped_by) per row: the first stage, in order, that gave a reason."""
+    reason = reasons[0][1]
+    by = pc.if_else(reason.is_valid(), reasons[0][0], pa.scalar(None, pa.string()))
+    for stage_id, theirs in reasons[1:]:
+        by = pc.if_else(pc.and_(by.is_null(), theirs.is_valid()), stage_id, by)
+        reason = pc.coalesce(reason, theirs)
+    return reason, by
 
 
 def _read_part(path, wanted: tuple[str, ...], row_groups: list[int] | None) -> pa.Table:

@@ -17,7 +17,7 @@ from curate.io.subset import uids_to_u8u8, write_subset
 from curate.io.tars import OPEN_CLIP_IMAGE_EXTENSIONS, tar_bytes
 from curate.run import PARQUET_ROW_GROUP, sha256_hex, write_atomic, write_json_atomic, write_parquet_atomic
 from curate.schema import column_names, validate
-from curate.stage import SinkStage, StageParams, register
+from curate.stage import SinkResult, SinkStage, StageParams, register
 from curate.view import ViewPlan
 
 
@@ -70,7 +70,7 @@ class ExportWebDataset(SinkStage):
         write_parquet_atomic(out_dir / "shards" / f"{unit}.parquet", meta)
         return {"rows": rows.num_rows, "output_sha256": sha256_hex(tar)}
 
-    def finalize(self, state: dict, out_dir: Path) -> dict:
+    def finalize(self, state: dict, out_dir: Path) -> SinkResult:
         """sizes.json and subset.npy; shards left from an earlier, larger export are removed."""
         shards = out_dir / "shards"
         units = self.units(state)
@@ -79,11 +79,13 @@ class ExportWebDataset(SinkStage):
                 stale.unlink()
         sizes = {f"{u}.tar": pq.ParquetFile(shards / f"{u}.parquet").metadata.num_rows for u in units}
         write_json_atomic(shards / "sizes.json", sizes)
-        pairs = [uids_to_u8u8(pq.read_table(shards / f"{u}.parquet", columns=["uid"]).column(0).to_pylist())
+        parts = [uids_to_u8u8(pq.read_table(shards / f"{u}.parquet", columns=["uid"]).column(0).to_pylist())
                  for u in units]
-        write_subset(out_dir / "subset.npy", np.concatenate(pairs) if pairs else uids_to_u8u8([]))
-        return {"samples": sum(sizes.values()), "curated_shards": str(shards),
-                "shard_count": len(units), "subset": str(out_dir / "subset.npy")}
+        uids = np.concatenate(parts) if parts else uids_to_u8u8([])
+        write_subset(out_dir / "subset.npy", uids)
+        summary = {"curated_shards": str(shards), "shard_count": len(units),
+                   "subset": str(out_dir / "subset.npy")}
+        return SinkResult(summary, uids)
 
 
 def _kept_rows(state: dict, view: ViewPlan, start: int, stop: int) -> pa.Table:
