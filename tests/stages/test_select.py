@@ -5,7 +5,9 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 import pytest
 
-from curate import ConfigError, load_pipeline, run_pipeline
+import pyarrow as pa
+
+from curate import ConfigError, ShardStage, load_pipeline, register, run_pipeline
 from conftest import write_pipeline, write_pool
 
 
@@ -50,3 +52,40 @@ def test_bad_filters_are_config_errors(tmp_path, pool, filters, message):
     with pytest.raises(ConfigError, match=message):
         run_pipeline(load_pipeline(write_pipeline(tmp_path / "p.yaml", str(pool / "*.tar"),
                                                   tmp_path / "run", stages=stages)))
+
+
+@register
+class _KeyScores(ShardStage):
+    """caption_alpha_fraction = the key as a number, null for every third key (a test scorer)."""
+
+    name = "test_key_scores"
+    output_schema = "caption_stats.v1"
+    input_columns = ("key",)
+
+    def process(self, batch):
+        keys = [int(k) for k in batch.column("key").to_pylist()]
+        score = pa.array([None if k % 3 == 0 else float(k) for k in keys], pa.float32())
+        empty = pa.nulls(len(keys), pa.int32())
+        return pa.table({"uid": batch.column("uid"), "caption_chars": empty, "caption_words": empty,
+                         "caption_alpha_fraction": score,
+                         "caption_unique_word_fraction": pa.nulls(len(keys), pa.float32())})
+
+
+@pytest.mark.parametrize("descending", [True, False])
+def test_top_fraction_never_keeps_a_missing_score(tmp_path, descending):
+    write_pool(tmp_path / "pool", shards=2, per_shard=15)
+    stages = [{"stage": "test_key_scores"},
+              {"stage": "select_top_fraction", "params": {
+                  "column": "caption_alpha_fraction", "fraction": 0.5, "descending": descending}},
+              {"stage": "export", "params": {"samples_per_shard": 64}}]
+    pipeline = write_pipeline(tmp_path / "p.yaml", str(tmp_path / "pool" / "*.tar"), tmp_path / "run",
+                              stages=stages)
+    summary = run_pipeline(load_pipeline(pipeline))
+    alive = [k for k in range(30) if k % 6 != 2]  # captions cycle through 6, the third is empty
+    scored = [k for k in alive if k % 3 != 0]
+    expected = sorted(scored, reverse=descending)[: round(0.5 * len(scored))]
+    files = sorted((tmp_path / "run" / "export" / "shards").glob("*.parquet"))
+    kept = sorted(int(k) for k in pq.read_table(files, columns=["key"]).column(0).to_pylist())
+    assert kept == sorted(expected)
+    drops = summary["stages"][2]["drop_counts"]
+    assert drops == {"missing_score": len(alive) - len(scored), "below_top_fraction": len(scored) - len(expected)}

@@ -12,7 +12,8 @@ from curate.stage import GlobalStage, StageParams, register
 
 
 class TopFractionParams(StageParams):
-    """column: the score; fraction: share of alive samples to keep; ties broken by uid."""
+    """column: the score; fraction: share of alive, scored samples to keep; ties broken by uid.
+    Samples whose score is null or NaN are dropped as missing_score."""
 
     column: str
     fraction: float = Field(gt=0, le=1)
@@ -39,9 +40,9 @@ class SelectTopFraction(GlobalStage):
         return (self.params.column,)
 
     def _ranked(self, view: pa.Table) -> np.ndarray:
-        """(score, uid high, uid low) of rows, scores oriented so that larger is better."""
-        score = pc.fill_null(view.column(self.params.column).cast(pa.float64()), -np.inf).to_numpy()
-        score = np.nan_to_num(score, nan=-np.inf)
+        """(score, uid high, uid low) of rows, scores oriented so that larger is better;
+        a null score reads as NaN."""
+        score = pc.fill_null(view.column(self.params.column).cast(pa.float64()), np.nan).to_numpy()
         pairs = uids_to_u8u8(view.column("uid").to_pylist())
         ranked = np.empty(len(score), dtype=[("score", "f8")] + SUBSET_DTYPE.descr)
         ranked["score"] = score if self.params.descending else -score
@@ -49,8 +50,9 @@ class SelectTopFraction(GlobalStage):
         return ranked
 
     def collect(self, view: pa.Table) -> pa.Table:
-        """The ranking keys of this shard's alive rows."""
+        """The ranking keys of this shard's alive rows that have a score."""
         ranked = self._ranked(view.filter(view.column("drop_reason").is_null()))
+        ranked = ranked[~np.isnan(ranked["score"])]
         return pa.table({name: ranked[name] for name in ranked.dtype.names})
 
     def reduce(self, collected: dict[str, pa.Table]) -> dict:
@@ -66,7 +68,7 @@ class SelectTopFraction(GlobalStage):
                 "f0": int(table.column("f0")[last].as_py()), "f1": int(table.column("f1")[last].as_py())}
 
     def apply(self, view: pa.Table, state: dict) -> pa.Table:
-        """Drop every alive row ranked after the last kept one."""
+        """Drop every row ranked after the last kept one, and every row without a score."""
         ranked = self._ranked(view)
         if state["keep"] == 0:
             kept = np.zeros(len(ranked), dtype=bool)
@@ -76,4 +78,5 @@ class SelectTopFraction(GlobalStage):
             uid_first = (ranked["f0"] < state["f0"]) | ((ranked["f0"] == state["f0"]) & (ranked["f1"] <= state["f1"]))
             kept = better | (tie & uid_first)
         reason = np.where(kept, None, self.params.drop_reason)
+        reason[np.isnan(ranked["score"])] = "missing_score"
         return pa.table({"uid": view.column("uid"), "drop_reason": pa.array(reason, pa.string())})
