@@ -1,16 +1,16 @@
-"""Versioned Arrow schemas declared in schemas/*.json, and validation of stage outputs."""
+"""Versioned Arrow schemas declared in curate/schemas/*.json, and validation of stage outputs."""
 
 from __future__ import annotations
 
 import json
 from functools import lru_cache
-from pathlib import Path
+from importlib import resources
 
 import pyarrow as pa
 
 from curate.errors import SchemaError
 
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+SCHEMA_DIR = resources.files("curate.schemas")
 
 _TYPES = {
     "string": pa.string(),
@@ -25,10 +25,10 @@ _TYPES = {
 
 @lru_cache(maxsize=None)
 def load_schema(name: str) -> pa.Schema:
-    """Load the Arrow schema `name` ("sample.v1") from schemas/<name>.json."""
+    """Load the Arrow schema `name` ("sample.v1") from curate/schemas/<name>.json."""
     path = SCHEMA_DIR / f"{name}.json"
-    if not path.exists():
-        known = ", ".join(sorted(p.stem for p in SCHEMA_DIR.glob("*.json")))
+    if not path.is_file():
+        known = ", ".join(sorted(p.name.removesuffix(".json") for p in SCHEMA_DIR.iterdir()))
         raise SchemaError(f"unknown schema {name!r}; known schemas: {known}")
     spec = json.loads(path.read_text())
     fields = []
@@ -49,7 +49,7 @@ def validate(table: pa.Table, schema_name: str, stage: str) -> pa.Table:
     if extra:
         raise SchemaError(
             f"stage {stage!r} wrote column(s) {extra} that schema {schema_name} does not declare; "
-            f"declare them in schemas/{schema_name}.json or drop them"
+            f"declare them in curate/schemas/{schema_name}.json or drop them"
         )
     columns = []
     for field in schema:

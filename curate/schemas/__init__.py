@@ -1,0 +1,1 @@
+"""Versioned Arrow schemas of samples and sidecars, as JSON (name.vN.json)."""
