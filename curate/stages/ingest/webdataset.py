@@ -50,16 +50,19 @@ def _meta(raw: bytes | None) -> dict:
 
 
 def _grouped_members(url: str, warnings: list[str]) -> Iterator[tuple[str, dict, str | None]]:
-    """(key, {extension: bytes}, problem) for consecutive members sharing a key."""
+    """(key, {extension: bytes}, problem) for consecutive members sharing a key.
+
+    When the archive ends early, the last sample may be missing members, so it is dropped as
+    truncated_tar too, and a warning says that what followed is lost.
+    """
     try:
         with fsspec.open(url, "rb") as handle:
             size = getattr(handle, "size", None)
             stream = _open_tar(handle, url)
-            key, members = None, {}
+            key, members, ended_early = None, {}, None
             for member_key, ext, data, cut in _members(stream):
                 if cut == "header":
-                    warnings.append(f"{url}: tar is cut inside a header after byte {stream.offset}; "
-                                    f"items after that point are lost")
+                    ended_early = f"is cut inside a header after byte {stream.offset}"
                     break
                 if member_key != key and members:
                     yield key, members, None
@@ -67,15 +70,15 @@ def _grouped_members(url: str, warnings: list[str]) -> Iterator[tuple[str, dict,
                 key = member_key
                 members[ext.lower()] = data
                 if cut == "data":
-                    warnings.append(f"{url}: tar ends inside member {key}.{ext}; later items are lost")
-                    yield key, members, "truncated_tar"
-                    return
+                    ended_early = f"ends inside member {key}.{ext}"
+                    break
             else:
                 if size is not None and size - stream.offset < _END_OF_ARCHIVE:
-                    warnings.append(f"{url}: tar ends without its end-of-archive blocks after "
-                                    f"byte {stream.offset}; items after that point are lost")
+                    ended_early = f"ends without its end-of-archive blocks after byte {stream.offset}"
+            if ended_early:
+                warnings.append(f"{url}: tar {ended_early}; items after that point are lost")
             if members:
-                yield key, members, None
+                yield key, members, "truncated_tar" if ended_early else None
     except OSError as error:
         raise InputError(f"cannot read {url}: {error}") from None
 
