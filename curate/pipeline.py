@@ -187,7 +187,7 @@ class PipelineRun:
         markers: dict[str, dict] = {}
         for unit, task in todo.items():
             marker = self.run.read_marker(stage.id, unit, phase)
-            if is_committed(marker, task.config_hash, task.fingerprint):
+            if is_committed(self.run, marker, task.config_hash, task.fingerprint):
                 markers[unit] = marker
         pending = [task for unit, task in todo.items() if unit not in markers]
         report.shards, report.reused = len(todo), len(markers)

@@ -121,6 +121,10 @@ class RunDir:
         """Remove every output of a stage (used by --force)."""
         shutil.rmtree(self.stage_dir(stage_id), ignore_errors=True)
 
+    def relative(self, path: Path) -> str:
+        """A path inside the run, relative to its root (as markers record it)."""
+        return str(path.relative_to(self.root))
+
     def remove_stale(self, stage_id: str, units: list[str], inputs: list[str]) -> None:
         """Delete outputs and markers of units (and collect results of input shards) that are
         no longer part of the run, e.g. after a file left the input pattern."""
@@ -141,10 +145,13 @@ class RunDir:
         return removed
 
 
-def is_committed(marker: dict | None, config_hash: str, fingerprint: str) -> bool:
-    """A shard can be skipped when its marker matches both the config and the input fingerprint."""
+def is_committed(run: RunDir, marker: dict | None, config_hash: str, fingerprint: str) -> bool:
+    """A shard can be skipped when its marker matches the config and the input fingerprint,
+    and the files it vouches for are still there."""
     return (
         marker is not None
         and marker.get("config_hash") == config_hash
         and marker.get("input_fingerprint") == fingerprint
+        and "files" in marker
+        and all((run.root / name).is_file() for name in marker["files"])
     )

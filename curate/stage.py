@@ -153,8 +153,8 @@ class SinkStage(ReducingStage):
 
     @abstractmethod
     def write_unit(self, unit: str, state: Any, out_dir: Path, view: ViewPlan) -> dict:
-        """Write one output unit under out_dir, reading input shards through `view`;
-        return its marker fields (rows, ...)."""
+        """Write one output unit under out_dir, reading input shards through `view`; return its
+        marker fields: rows, output_sha256, and files (the paths written, relative to out_dir)."""
         ...
 
     @abstractmethod

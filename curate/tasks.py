@@ -43,8 +43,9 @@ class TaskBase:
         if view is not None:
             table = _only_new_drops(table, view)
         run = RunDir(self.run_root)
-        digest = write_parquet_atomic(run.output_path(stage.id, self.shard), table)
-        marker = self._marker(started, rows=table.num_rows,
+        path = run.output_path(stage.id, self.shard)
+        digest = write_parquet_atomic(path, table)
+        marker = self._marker(started, files=[run.relative(path)], rows=table.num_rows,
                               alive_in=_alive(view) if view is not None else table.num_rows,
                               drop_counts=_drop_counts(table, stage.decides),
                               output_sha256=digest, **extra)
@@ -99,7 +100,8 @@ class CollectTask(TaskBase):
         summary = _as_table(stage.collect(self.view.read(self.shard)))
         run = RunDir(self.run_root)
         digest = write_parquet_atomic(run.collect_path(stage.id, self.shard), summary)
-        marker = self._marker(started, rows=summary.num_rows, output_sha256=digest)
+        marker = self._marker(started, files=[run.relative(run.collect_path(stage.id, self.shard))],
+                              rows=summary.num_rows, output_sha256=digest)
         run.commit(stage.id, self.shard, marker, phase="_collect")
         return marker
 
@@ -126,8 +128,10 @@ class SinkTask(TaskBase):
     def __call__(self, stage, shared: Any) -> dict:
         started = time.perf_counter()
         run = RunDir(self.run_root)
-        written = stage.write_unit(self.shard, shared, run.stage_dir(stage.id), self.view)
-        marker = self._marker(started, **written)
+        out_dir = run.stage_dir(stage.id)
+        written = stage.write_unit(self.shard, shared, out_dir, self.view)
+        files = [run.relative(out_dir / name) for name in written.pop("files")]
+        marker = self._marker(started, files=files, **written)
         run.commit(stage.id, self.shard, marker)
         return marker
 

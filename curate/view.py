@@ -76,7 +76,7 @@ def _read_part(path, wanted: tuple[str, ...], row_groups: list[int] | None) -> p
     try:
         handle = pq.ParquetFile(path)
     except FileNotFoundError:
-        raise InputError(f"{path} is missing although its stage is committed; rerun with --force") from None
+        raise InputError(f"{path} is missing; run the pipeline again to redo it") from None
     present = handle.schema_arrow.names
     columns = ["uid", *(c for c in wanted if c not in RESERVED)]
     if "drop_reason" in present:
@@ -91,7 +91,7 @@ def _check_uids(expected, uids: pa.ChunkedArray, stage_id: str, shard: str):
     if expected is not None and not expected.equals(uids):
         raise InputError(
             f"output of stage {stage_id!r} for shard {shard} does not list the same uids as the "
-            f"source; the run directory is inconsistent, rerun with --force"
+            f"source; the run directory is inconsistent: remove {stage_id}/ and run again"
         )
     return uids
 

@@ -112,3 +112,18 @@ def test_changed_input_file_redoes_only_that_shard(tmp_path, pool):
     ingest = summary["stages"][0]
     assert (ingest["shards"], ingest["reused"]) == (3, 2)
     assert summary["ingested"] == 90
+
+
+@pytest.mark.parametrize("victim", ["ingest_webdataset/pool-00001.parquet", "select/pool-00002.parquet",
+                                    "select_top_fraction/_collect/pool-00000.parquet",
+                                    "export/shards/00001.tar"])
+def test_a_deleted_output_is_redone_on_the_next_run(tmp_path, pool, victim):
+    pipeline = write_pipeline(tmp_path / "p.yaml", str(pool / "*.tar"), tmp_path / "run")
+    run_pipeline(load_pipeline(pipeline))
+    before = output_files(tmp_path / "run")
+    (tmp_path / "run" / victim).unlink()
+    summary = run_pipeline(load_pipeline(pipeline))
+    assert output_files(tmp_path / "run") == before
+    assert (tmp_path / "run" / victim).is_file()
+    redone = sum(stage["shards"] - stage["reused"] for stage in summary["stages"])
+    assert redone == (0 if "_collect" in victim else 1)  # a collect redo is not a stage shard

@@ -68,7 +68,8 @@ class ExportWebDataset(SinkStage):
         rows = rows.set_column(rows.column_names.index("image_format"), "image_format", written)
         meta = validate(rows.select(column_names("export.v1")), "export.v1", self.id)
         write_parquet_atomic(out_dir / "shards" / f"{unit}.parquet", meta)
-        return {"rows": rows.num_rows, "output_sha256": sha256_hex(tar)}
+        return {"rows": rows.num_rows, "output_sha256": sha256_hex(tar),
+                "files": [f"shards/{unit}.tar", f"shards/{unit}.parquet"]}
 
     def finalize(self, state: dict, out_dir: Path) -> SinkResult:
         """sizes.json and subset.npy; shards left from an earlier, larger export are removed."""
