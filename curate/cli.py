@@ -88,6 +88,7 @@ def scan(
         None, help="comma-separated columns (default: uid, key, caption, kept, drop_reason, dropped_by)"),
     limit: int = typer.Option(10, help="rows to print"),
     output: Optional[Path] = typer.Option(None, help="write the (filtered) frame to this Parquet file"),
+    partial: bool = typer.Option(False, "--partial", help="scan an unfinished run's completed shards"),
 ) -> None:
     """Query all sidecars of a run joined on uid (image bytes are not shown)."""
     import polars as pl
@@ -95,7 +96,7 @@ def scan(
     from curate.scan import scan as scan_run
 
     try:
-        frame = scan_run(run_dir)
+        frame = scan_run(run_dir, partial=partial)
         if where:
             frame = frame.filter(pl.sql_expr(where))
         if output:

@@ -119,6 +119,7 @@ class PipelineRun:
         from curate.finalize import finalize_run
 
         self.run.root.mkdir(parents=True, exist_ok=True)
+        (self.run.root / "summary.json").unlink(missing_ok=True)  # unfinished until checked again
         self.run.remove_temporaries()
         check_resume(self.run, self.stages, self.hashes, self.force)
         dumped = yaml.safe_dump(self.config.model_dump(mode="json"), sort_keys=False)
@@ -153,8 +154,12 @@ class PipelineRun:
         needed = stage.needed_columns() if columns is None else columns
         return plan_view(str(self.run.root), self._upstream(index), needed, stage.id)
 
+    def _upstream_digests(self, index: int, shard: str) -> tuple[tuple[str, str], ...]:
+        """(stage id, output digest) of every earlier stage's output for a shard."""
+        return tuple((s.id, self.digests[s.id][shard]) for s in self.stages[:index])
+
     def _fingerprint(self, index: int, shard: str, salt: str = "") -> str:
-        return stable_hash([self.digests[s.id][shard] for s in self.stages[:index]] + [salt])
+        return stable_hash([digest for _, digest in self._upstream_digests(index, shard)] + [salt])
 
     def _record(self, stage: Stage, index: int, units: list[str]) -> None:
         self.run.remove_stale(stage.id, units, self.shards)
@@ -176,7 +181,8 @@ class PipelineRun:
         self._record(stage, index, self.shards)
         todo = {
             shard: task_class(str(self.run.root), shard, self.hashes[index],
-                              self._fingerprint(index, shard, salt), plan)
+                              self._fingerprint(index, shard, salt), plan,
+                              upstream=self._upstream_digests(index, shard))
             for shard in self.shards
         }
         self._execute(stage, index, report, todo, shared)

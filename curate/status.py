@@ -4,23 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from curate.committed import committed_markers
 from curate.run import RunDir
-from curate.scan import run_stages
 
 
 def run_status(run_dir: str | Path) -> list[dict]:
-    """One dict per stage: id, shards_done, shards_total, rows, alive_in, dropped."""
+    """One dict per stage: id, shards_done, shards_total, rows, alive_in, dropped.
+
+    Only shards whose markers are still valid count as done.
+    """
     run = RunDir(run_dir)
     rows = []
-    for stage_id, _ in run_stages(run_dir):
-        record = run.stage_record(stage_id) or {}
-        units = record.get("shards", [])
-        markers = [m for m in (run.read_marker(stage_id, u) for u in units) if m is not None
-                   and m.get("config_hash") == record.get("config_hash")]
+    for stage_id, done in committed_markers(run_dir).items():
+        markers = list(done.values())
         rows.append({
             "stage": stage_id,
             "shards_done": len(markers),
-            "shards_total": len(units),
+            "shards_total": len((run.stage_record(stage_id) or {}).get("shards", [])),
             "rows": sum(m.get("rows", 0) for m in markers),
             "alive_in": sum(m.get("alive_in", m.get("rows", 0)) for m in markers),
             "dropped": sum(sum(m.get("drop_counts", {}).values()) for m in markers),

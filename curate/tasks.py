@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
@@ -30,11 +30,12 @@ class TaskBase:
     shard: str
     config_hash: str
     fingerprint: str
+    upstream: tuple[tuple[str, str], ...] = field(default=(), kw_only=True)
 
     def _marker(self, started: float, **fields) -> dict:
         """The commit marker: what was written, and what it was written from."""
         return {"shard": self.shard, "input_fingerprint": self.fingerprint,
-                "config_hash": self.config_hash,
+                "config_hash": self.config_hash, "upstream": [list(pair) for pair in self.upstream],
                 "seconds": round(time.perf_counter() - started, 4), **fields}
 
     def _commit(self, stage, table: pa.Table, view: pa.Table | None, started: float,

@@ -163,8 +163,10 @@ def test_status_of_a_partial_run_and_rerun_redoes_exactly_the_missing_shards(tmp
     assert (status["select"]["shards_done"], status["select"]["shards_total"]) == (SHARDS - 2, SHARDS)
     assert (status["export"]["shards_done"], status["export"]["shards_total"]) == (
         len(export_markers) - 1, len(export_markers))
-    for stage in ("ingest_webdataset", "caption_stats", "select_top_fraction"):
+    for stage in ("ingest_webdataset", "caption_stats"):
         assert status[stage]["shards_done"] == status[stage]["shards_total"] == SHARDS, stage
+    # a shard computed from an output that is no longer vouched for does not count as done
+    assert status["select_top_fraction"]["shards_done"] == SHARDS - 2
     # rows and drops count only committed shards
     per_shard = [pq.read_metadata(run_dir / "select" / f"{m.stem}.parquet").num_rows for m in markers]
     assert status["select"]["rows"] == sum(n for m, n in zip(markers, per_shard) if m.stem not in removed)
@@ -220,3 +222,34 @@ def test_scan_reflects_a_new_threshold_after_rerunning_only_select(tmp_path):
     assert frame.filter(pl.col("kept")).select(pl.len()).collect().item() == second["curated"]
     assert predicted.select(pl.len()).collect().item() == second["curated"] < first["curated"]
     assert os.path.exists(run_dir / "dropped.parquet")
+
+
+def test_an_interrupted_run_is_refused_and_its_stale_shards_left_out(tmp_path):
+    from curate.executors import LocalExecutor
+    from curate.pipeline import PipelineRun
+
+    pipeline, run_dir, _ = _run(tmp_path, stages=SELECT_ONLY)
+    write_pool(tmp_path / "other", shards=1, per_shard=PER_SHARD, start=900)
+    (tmp_path / "other" / "pool-00000.tar").replace(tmp_path / "pool" / "pool-00001.tar")
+    interrupted = PipelineRun(load_pipeline(pipeline), LocalExecutor())
+    (run_dir / "summary.json").unlink()  # what a rerun does first
+    with interrupted.executor:
+        interrupted._run_stage(0, interrupted.stages[0])  # ingest redoes pool-00001, then it stops
+
+    with pytest.raises(InputError, match="has not finished"):
+        curate.scan(run_dir)
+    frame = curate.scan(run_dir, partial=True).collect()
+    assert frame.height == (SHARDS - 1) * PER_SHARD
+    assert not frame.filter(pl.col("key") >= "000900").height  # the new shard's scores do not exist yet
+    status = {row["stage"]: row["shards_done"] for row in curate.run_status(run_dir)}
+    assert status == {"ingest_webdataset": SHARDS, "caption_stats": SHARDS - 1, "select": SHARDS - 1,
+                      "export": status["export"]}
+
+
+def test_a_column_written_by_several_stages_keeps_the_latest(tmp_path):
+    stages = [{"stage": "caption_stats", "id": f"stats_{n}"} for n in range(3)] + [
+        {"stage": "select", "params": {"filters": {"few": "caption_words >= 3"}}}]
+    _, run_dir, summary = _run(tmp_path, stages=stages)
+    names = curate.scan(run_dir).collect_schema().names()
+    assert "caption_words" in names and "caption_words__stats_0" in names and "caption_words__stats_1" in names
+    assert curate.scan(run_dir).filter(pl.col("kept")).collect().height == summary["curated"]
