@@ -24,6 +24,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
 from curate.errors import ConfigError
+from curate.schema import column_names
 from curate.view import ViewPlan
 
 
@@ -71,7 +72,7 @@ class Stage(ABC):
     Params: ClassVar[type[StageParams]] = StageParams
     output_schema: ClassVar[str] = ""
     resources: ClassVar[Resources] = Resources()
-    decides: ClassVar[bool] = False
+    decides: ClassVar[bool] = False  # set by register(): the output schema has a drop_reason
     input_columns: ClassVar[tuple[str, ...] | None] = None
     batch_size: ClassVar[int] = 4096
 
@@ -92,7 +93,6 @@ class SourceStage(Stage):
 
     output_schema = "sample.v1"
     input_columns = ()
-    decides = True
 
     @abstractmethod
     def list_shards(self) -> list[ShardSpec]:
@@ -175,6 +175,7 @@ def register(cls: type[Stage]) -> type[Stage]:
         raise ValueError(f"stage name {cls.name!r} is registered twice")
     if not cls.output_schema:
         raise ValueError(f"stage {cls.name!r} declares no output_schema")
+    cls.decides = "drop_reason" in column_names(cls.output_schema)
     _REGISTRY[cls.name] = cls
     return cls
 

@@ -179,7 +179,7 @@ def _check_unique(table: pa.Table, stage_id: str, shard: str) -> None:
 
 
 def _drop_counts(table: pa.Table, decides: bool) -> dict[str, int]:
-    if not decides or "drop_reason" not in table.column_names:
+    if not decides:
         return {}
     reasons = table.column("drop_reason").drop_null().to_pylist()
     return dict(sorted(Counter(reasons).items()))

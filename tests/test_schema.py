@@ -68,3 +68,24 @@ def test_a_stage_writing_the_wrong_table_stops_the_run(tmp_path, pool, stage, me
                               stages=[{"stage": stage}])
     with pytest.raises(SchemaError, match=message):
         run_pipeline(load_pipeline(pipeline))
+
+
+@register
+class _DropsEverything(ShardStage):
+    """Writes decision.v1 without saying it decides: its drops must still count."""
+
+    name = "test_drops_everything"
+    output_schema = "decision.v1"
+
+    def process(self, batch):
+        return pa.table({"uid": batch.column("uid"), "drop_reason": pa.array(["nope"] * batch.num_rows)})
+
+
+def test_a_stage_writing_drop_reason_is_a_decider_and_an_empty_export_is_valid(tmp_path, pool):
+    stages = [{"stage": "test_drops_everything"}, {"stage": "export", "params": {"samples_per_shard": 10}}]
+    pipeline = write_pipeline(tmp_path / "p.yaml", str(pool / "*.tar"), tmp_path / "run", stages=stages)
+    summary = run_pipeline(load_pipeline(pipeline))
+    assert (summary["ingested"], summary["curated"], summary["dropped"]) == (120, 0, 120)
+    assert summary["dropped_by_reason"] == {"empty_caption": 20, "nope": 100}
+    shards = tmp_path / "run" / "export" / "shards"
+    assert (shards / "sizes.json").read_text().strip() == "{}"

@@ -35,7 +35,6 @@ class Select(ShardStage):
     name = "select"
     Params = SelectParams
     output_schema = "decision.v1"
-    decides = True
 
     def needed_columns(self) -> tuple[str, ...]:
         """The columns the predicates mention."""

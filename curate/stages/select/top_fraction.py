@@ -28,7 +28,6 @@ class SelectTopFraction(GlobalStage):
     name = "select_top_fraction"
     Params = TopFractionParams
     output_schema = "decision.v1"
-    decides = True
 
     def needed_columns(self) -> tuple[str, ...]:
         """The score column."""
