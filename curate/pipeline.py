@@ -124,6 +124,8 @@ class PipelineRun:
         check_resume(self.run, self.stages, self.hashes, self.force)
         dumped = yaml.safe_dump(self.config.model_dump(mode="json"), sort_keys=False)
         (self.run.root / "pipeline.yaml").write_text(dumped)
+        for index, stage in enumerate(self.stages[1:], start=1):
+            self._plan(stage, index)  # column and predicate errors before any work is done
         with self.executor:
             for index, stage in enumerate(self.stages):
                 self.reports.append(self._run_stage(index, stage))
@@ -152,7 +154,9 @@ class PipelineRun:
 
     def _plan(self, stage: Stage, index: int, columns=None):
         needed = stage.needed_columns() if columns is None else columns
-        return plan_view(str(self.run.root), self._upstream(index), needed, stage.id)
+        plan = plan_view(str(self.run.root), self._upstream(index), needed, stage.id)
+        stage.check_view(plan.schema)
+        return plan
 
     def _upstream_digests(self, index: int, shard: str) -> tuple[tuple[str, str], ...]:
         """(stage id, output digest) of every earlier stage's output for a shard."""

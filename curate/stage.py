@@ -87,6 +87,10 @@ class Stage(ABC):
         """Columns of the shard view this stage reads (None: all). Stages may override."""
         return self.input_columns
 
+    def check_view(self, schema: pa.Schema) -> None:
+        """Raise ConfigError if the stage cannot work on a view of this schema (checked before
+        any shard runs). Stages whose parameters refer to columns override it."""
+
 
 class SourceStage(Stage):
     """A stage that brings samples in: it writes sample.v1 rows for each input shard."""

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from curate.errors import ConfigError, InputError
 from curate.run import RunDir
-from curate.schema import column_names
+from curate.schema import column_names, load_schema
 
 RESERVED = ("uid", "drop_reason")
 
@@ -36,6 +36,7 @@ class ViewPlan:
     run_root: str
     reads: tuple[tuple[str, tuple[str, ...]], ...]
     decision_stages: tuple[str, ...] = field(default=())
+    schema: pa.Schema = field(default_factory=lambda: pa.schema([]))
 
     def read(self, shard: str, row_groups: list[int] | None = None) -> pa.Table:
         """Read the view of one shard (optionally only some Parquet row groups)."""
@@ -120,4 +121,7 @@ def plan_view(run_root: str, upstream: list[UpstreamStage], needed: tuple[str, .
         if cols or up.decides or up is upstream[0]:
             reads.append((up.stage_id, cols))
     deciders = tuple(up.stage_id for up in upstream if up.decides)
-    return ViewPlan(run_root, tuple(reads), deciders)
+    types = {up.stage_id: load_schema(up.schema) for up in upstream}
+    fields = [types[provider[c]].field(c) for c in wanted]
+    schema = pa.schema([pa.field("uid", pa.string()), *fields, pa.field("drop_reason", pa.string())])
+    return ViewPlan(run_root, tuple(reads), deciders, schema)

@@ -46,6 +46,8 @@ def test_top_fraction_is_global_whatever_the_sharding(tmp_path):
     ({"bad": "caption_words >="}, "cannot parse"),
     ({"bad name": "caption_words > 1"}, "letters, digits"),
     ({"fine": "no_such_column > 1"}, "no_such_column.*no earlier stage writes"),
+    ({"typed": "caption > 3"}, r"filter 'typed' \(caption > 3\): cannot compare string with numeric"),
+    ({"number": "caption_words + 1"}, "gives Int32, not true/false"),
 ])
 def test_bad_filters_are_config_errors(tmp_path, pool, filters, message):
     stages = [{"stage": "caption_stats"}, {"stage": "select", "params": {"filters": filters}}]

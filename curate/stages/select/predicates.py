@@ -7,6 +7,7 @@ import polars as pl
 import pyarrow as pa
 from pydantic import Field, field_validator
 
+from curate.errors import ConfigError
 from curate.stage import ShardStage, StageParams, register
 
 
@@ -42,6 +43,18 @@ class Select(ShardStage):
         for predicate in self.params.filters.values():
             names += [c for c in pl.sql_expr(predicate).meta.root_names() if c not in names]
         return tuple(names)
+
+    def check_view(self, schema: pa.Schema) -> None:
+        """Every predicate must evaluate to true/false over the view's column types."""
+        empty = pl.from_arrow(schema.empty_table())
+        for name, predicate in self.params.filters.items():
+            try:
+                result = empty.select(pl.sql_expr(predicate)).to_series()
+            except pl.exceptions.PolarsError as error:
+                raise ConfigError(f"stage {self.id!r}, filter {name!r} ({predicate}): {error}".split("\n")[0]) from None
+            if result.dtype != pl.Boolean:
+                raise ConfigError(f"stage {self.id!r}, filter {name!r} ({predicate}) gives {result.dtype}, "
+                                  f"not true/false; write a comparison")
 
     def process(self, batch: pa.RecordBatch) -> pa.Table:
         """uid + drop_reason (the first failing filter's name, null when kept)."""
