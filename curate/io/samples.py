@@ -14,8 +14,8 @@ from PIL import Image
 IMAGE_FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp",
                  "TIFF": "tiff", "MPO": "jpg"}
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff")
+OPEN_CLIP_IMAGE_EXTENSIONS = ("jpg", "png", "webp")  # others are re-encoded as PNG at export
 CAPTION_EXTENSIONS = ("txt",)
-IMAGE_CHECKS = ("decode", "header")
 _DECODE_TARGET = (64, 64)
 
 
@@ -41,7 +41,8 @@ def inspect_image(data: bytes | None, check: str = "decode") -> tuple[dict, str 
     """(format/width/height, problem) for encoded image bytes.
 
     check="header" reads only the header (fast, bytes pass through untouched); "decode" also
-    decodes the pixels (at reduced scale for JPEG), which catches truncated files.
+    decodes the pixels (at reduced scale for JPEG), which catches truncated files. Formats that
+    export re-encodes are always decoded, so a broken one is dropped here, not at export.
     """
     if not data:
         return {}, "missing_image"
@@ -53,7 +54,7 @@ def inspect_image(data: bytes | None, check: str = "decode") -> tuple[dict, str 
                     "width": image.width, "height": image.height}
             if info["image_format"] is None:
                 return info, "unsupported_image_format"
-            if check == "decode":
+            if check == "decode" or info["image_format"] not in OPEN_CLIP_IMAGE_EXTENSIONS:
                 image.draft("RGB", _DECODE_TARGET)
                 image.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):

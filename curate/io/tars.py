@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import tarfile
 
-OPEN_CLIP_IMAGE_EXTENSIONS = ("jpg", "png", "webp")
 _BLOCK = tarfile.BLOCKSIZE
 _TAIL = b"0" + b"\0" * 100 + b"ustar\x0000" + b"\0" * 247
 _TAIL_SUM = sum(_TAIL) + 8 * ord(" ")  # the checksum counts its own field as spaces

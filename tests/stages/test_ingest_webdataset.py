@@ -59,11 +59,16 @@ def test_bad_items_become_drop_reasons(tmp_path):
     assert (summary["ingested"], summary["curated"], summary["dropped"]) == (8, 2, 6)
 
 
-def test_header_check_passes_truncated_jpeg_bytes_through(tmp_path):
-    cut = _cut_jpeg()
-    (tmp_path / "a.tar").write_bytes(tar_bytes([sample(0, "cut but readable header", image=cut)]))
+def test_header_check_passes_truncated_jpeg_bytes_through_but_not_formats_export_reencodes(tmp_path):
+    buffer = io.BytesIO()
+    pixels = np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(buffer, "GIF")
+    cut_gif = {"__key__": "000001", "gif": buffer.getvalue()[:-200], "txt": b"a cut gif"}
+    cut_jpeg = sample(0, "cut but readable header", image=_cut_jpeg())
+    (tmp_path / "a.tar").write_bytes(tar_bytes([cut_jpeg, cut_gif]))
     summary = _run(tmp_path, str(tmp_path / "a.tar"), check_images="header")
     assert summary["curated"] == 1
+    assert _reasons(tmp_path) == {"000001": "corrupt_image"}
 
 
 def _tar_and_member(count: int, name: str) -> tuple[bytes, tarfile.TarInfo]:

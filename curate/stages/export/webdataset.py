@@ -14,7 +14,8 @@ from PIL import Image
 from pydantic import Field
 
 from curate.io.subset import uids_to_u8u8, write_subset
-from curate.io.tars import OPEN_CLIP_IMAGE_EXTENSIONS, tar_bytes
+from curate.io.samples import OPEN_CLIP_IMAGE_EXTENSIONS
+from curate.io.tars import tar_bytes
 from curate.run import PARQUET_ROW_GROUP, sha256_hex, write_atomic, write_json_atomic, write_parquet_atomic
 from curate.schema import column_names, validate
 from curate.stage import SinkResult, SinkStage, StageParams, register
