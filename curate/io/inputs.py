@@ -1,8 +1,13 @@
-"""Expanding input patterns (brace ranges, globs, fsspec URLs) into named, fingerprinted files."""
+"""Expanding input patterns (brace ranges, globs, fsspec URLs) into named, fingerprinted files.
+
+An input's name (the `source` of its samples, part of every uid) is its path relative to the
+fixed folder of the pattern that matched it: `pool/{00000..00009}.tar` names `00003.tar`,
+`data/*/images` names `web/images`. Adding another pattern never renames earlier inputs.
+"""
 
 from __future__ import annotations
 
-import os
+import posixpath
 import re
 from dataclasses import dataclass
 
@@ -12,25 +17,31 @@ from braceexpand import braceexpand
 from curate.errors import InputError
 from curate.run import stable_hash
 
-_GLOB = re.compile(r"[*?\[]")
+_WILD = re.compile(r"[*?\[{]")
 _SAFE_SHARD = re.compile(r"^[A-Za-z0-9_.-]+$")
 _INFO_KEYS = ("size", "mtime", "ETag", "etag", "LastModified", "last_modified", "generation")
 
 
 @dataclass(frozen=True)
 class InputFile:
-    """One input file: a URL fsspec opens, its source name, and a fingerprint of its state."""
+    """One input: a URL fsspec opens, its source name, and a fingerprint of its state."""
 
     url: str
     name: str
     fingerprint: str
 
 
-def _matches(item: str) -> list[tuple[str, str, dict]]:
+def fixed_folder(path: str) -> str:
+    """The folder part of a pattern before its first wildcard or brace."""
+    match = _WILD.search(path)
+    return path[: match.start() if match else len(path)].rpartition("/")[0]
+
+
+def _matches(item: str, want_dir: bool) -> list[tuple[str, str, dict]]:
+    """(url, path, info) of everything one brace-expanded pattern names."""
+    kind = "folder" if want_dir else "file"
     fs, path = fsspec.core.url_to_fs(item)
-    paths = sorted(fs.glob(path)) if _GLOB.search(path) else [path]
-    if not paths:
-        raise InputError(f"input pattern {item!r} matches no file; check the path")
+    paths = sorted(fs.glob(path)) if _WILD.search(path) else [path]
     found = []
     for found_path in paths:
         try:
@@ -39,36 +50,47 @@ def _matches(item: str) -> list[tuple[str, str, dict]]:
             raise InputError(f"input {item!r} does not exist; check the path or pattern") from None
         except OSError as error:
             raise InputError(f"input {item!r} cannot be read: {error}") from None
-        if info.get("type") == "directory":
-            raise InputError(f"input {item!r} is a directory; give file paths or a pattern")
-        found.append((fs.unstrip_protocol(found_path), found_path, info))
+        if (info.get("type") == "directory") == want_dir:
+            found.append((fs.unstrip_protocol(found_path), found_path, info))
+        elif not _WILD.search(path):
+            raise InputError(f"input {item!r} is not a {kind}; give {kind} paths or a pattern")
+    if not found:
+        raise InputError(f"input pattern {item!r} matches no {kind}; check the path")
     return found
 
 
-def expand_inputs(patterns: list[str], dataset: str | None = None) -> list[InputFile]:
-    """Every file the patterns name, in order, each once; missing files are an InputError."""
-    found, seen = [], set()
+def expand_inputs(patterns: list[str], dataset: str | None = None, want_dir: bool = False) -> list[InputFile]:
+    """Every file (or folder) the patterns name, in order, each once, with distinct names."""
+    files, owners = [], {}
     for pattern in patterns:
+        folder = fixed_folder(fsspec.core.url_to_fs(pattern)[1])
         for item in braceexpand(pattern):
-            for url, path, info in _matches(item):
-                if url not in seen:
-                    seen.add(url)
-                    found.append((url, path, info))
-    if not found:
-        raise InputError(f"no input files in {patterns}")
-    root = os.path.commonpath([os.path.dirname(path) for _, path, _ in found])
-    files = []
-    for url, path, info in found:
-        name = os.path.relpath(path, root) if root else path
-        name = f"{dataset}/{name}" if dataset else name
-        files.append(InputFile(url, name, stable_hash({k: str(info.get(k)) for k in _INFO_KEYS})))
+            for url, path, info in _matches(item, want_dir):
+                name = posixpath.relpath(path, folder) if folder else path.lstrip("/")
+                name = f"{dataset}/{name}" if dataset else name
+                if owners.get(name, url) != url:
+                    raise InputError(
+                        f"inputs {owners[name]} and {url} would both be named {name!r}, so their "
+                        f"uids could collide; match both with one pattern (e.g. data/{{a,b}}/...) "
+                        f"so that their names keep the folder that tells them apart")
+                if name not in owners:
+                    owners[name] = url
+                    files.append(InputFile(url, name, stable_hash({k: str(info.get(k)) for k in _INFO_KEYS})))
     return files
 
 
 def shard_names(names: list[str]) -> list[str]:
-    """Shard ids: the files' stems when those are distinct and plain, else 00000, 00001, ..."""
-    stems = [os.path.basename(name).split(".")[0] for name in names]
+    """Shard ids: the inputs' stems when those are distinct, else their whole names made plain."""
+    stems = [posixpath.basename(name).split(".")[0] for name in names]
     if len(set(stems)) == len(stems) and all(_SAFE_SHARD.match(s) for s in stems):
         return stems
-    width = max(5, len(str(len(names) - 1)))
-    return [f"{index:0{width}d}" for index in range(len(names))]
+    plain = [re.sub(r"[^A-Za-z0-9_.-]+", "_", name.rsplit(".", 1)[0]) for name in names]
+    if len(set(plain)) != len(plain):
+        raise InputError(f"cannot give distinct shard ids to inputs {names}; rename the files")
+    return plain
+
+
+def numbered(count: int) -> list[str]:
+    """00000, 00001, ...: ids for shards that have no name of their own."""
+    width = max(5, len(str(count - 1)))
+    return [f"{index:0{width}d}" for index in range(count)]

@@ -180,6 +180,8 @@ def test_two_input_folders_with_the_same_basename_get_distinct_uids(tmp_path):
         (folder / "0001.jpg").write_bytes(jpeg_bytes(seed))
         (folder / "0001.txt").write_text(f"a photo that belongs to {pool}")
     run_dir = tmp_path / "run"
-    summary = run_pipeline(_config(run_dir, {"inputs": [str(tmp_path / "pool1" / "images"),
-                                                        str(tmp_path / "pool2" / "images")]}))
+    separate = [str(tmp_path / "pool1" / "images"), str(tmp_path / "pool2" / "images")]
+    with pytest.raises(InputError, match="would both be named 'images'.*one pattern"):
+        run_pipeline(_config(run_dir, {"inputs": separate}))
+    summary = run_pipeline(_config(run_dir, {"inputs": str(tmp_path / "pool*" / "images")}))
     assert summary["ingested"] == summary["curated"] == 2

@@ -14,6 +14,7 @@ from PIL import Image
 from pydantic import Field
 
 from curate.io.subset import uids_to_u8u8, write_subset
+from curate.io.inputs import numbered
 from curate.io.samples import OPEN_CLIP_IMAGE_EXTENSIONS
 from curate.io.tars import tar_bytes
 from curate.run import PARQUET_ROW_GROUP, sha256_hex, write_atomic, write_json_atomic, write_parquet_atomic
@@ -52,10 +53,7 @@ class ExportWebDataset(SinkStage):
 
     def units(self, state: dict) -> list[str]:
         """One unit per output shard."""
-        total = sum(state["kept"])
-        count = -(-total // state["samples_per_shard"])
-        width = max(5, len(str(count - 1)))
-        return [f"{index:0{width}d}" for index in range(count)]
+        return numbered(-(-sum(state["kept"]) // state["samples_per_shard"]))
 
     def write_unit(self, unit: str, state: dict, out_dir: Path, view: ViewPlan) -> dict:
         """Write shards/<unit>.tar and shards/<unit>.parquet from the kept rows they cover."""

@@ -9,6 +9,7 @@ import fsspec
 from pydantic import Field
 
 from curate.errors import InputError
+from curate.io.inputs import expand_inputs, numbered
 from curate.io.samples import IMAGE_EXTENSIONS, sample_row
 from curate.run import stable_hash
 from curate.stage import ShardSpec, SourceStage, register
@@ -26,8 +27,9 @@ class FolderParams(IngestParams):
 class IngestFolder(SourceStage):
     """Walk folders (recursively) for images; each image's caption is the .txt beside it.
 
-    The source name is the folder's path relative to the folders' common parent (prefixed by
-    `dataset`), and the key is the image's path in the folder without its extension.
+    Inputs are folders or folder patterns (data/*/images). The source name is the folder's
+    path relative to its pattern's fixed folder (prefixed by `dataset`), and the key is the
+    image's path in the folder without its extension.
     """
 
     name = "ingest_folder"
@@ -35,21 +37,16 @@ class IngestFolder(SourceStage):
 
     def list_shards(self) -> list[ShardSpec]:
         """Shards of files_per_shard images, in sorted path order across all folders."""
-        roots = [fsspec.core.url_to_fs(folder)[1].rstrip("/") for folder in self.params.inputs]
-        parent = posixpath.commonpath([posixpath.dirname(root) for root in roots])
         items = []
-        for folder, root in zip(self.params.inputs, roots):
-            name = posixpath.relpath(root, parent) if parent else root
-            items += self._folder_items(folder, f"{self.params.dataset}/{name}" if self.params.dataset else name)
+        for folder in expand_inputs(self.params.inputs, self.params.dataset, want_dir=True):
+            items += self._folder_items(folder.url, folder.name)
         size = self.params.files_per_shard
         chunks = [items[i:i + size] for i in range(0, len(items), size)]
-        width = max(5, len(str(len(chunks) - 1)))
-        return [ShardSpec(f"{n:0{width}d}", tuple(c), stable_hash(c)) for n, c in enumerate(chunks)]
+        return [ShardSpec(shard, tuple(chunk), stable_hash(chunk))
+                for shard, chunk in zip(numbered(len(chunks)), chunks)]
 
     def _folder_items(self, folder: str, source: str) -> list[tuple]:
         fs, root = fsspec.core.url_to_fs(folder)
-        if not fs.isdir(root):
-            raise InputError(f"input folder {folder!r} does not exist or is not a folder")
         found = fs.find(root, detail=True)
         caption_ext = f".{self.params.caption_extension}"
         items = []
