@@ -3,9 +3,11 @@ that every ingested uid is curated or dropped exactly once."""
 
 from __future__ import annotations
 
+import fcntl
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import yaml
@@ -13,6 +15,7 @@ import yaml
 from curate.config import PipelineConfig
 from curate.errors import ConfigError, ResumeError
 from curate.executors import Executor, make_executor
+from curate.finalize import finalize_run
 from curate.progress import NullProgress, Progress
 from curate.run import RunDir, is_committed, stable_hash
 from curate.stage import GlobalStage, ShardStage, SinkStage, SourceStage, Stage
@@ -61,7 +64,9 @@ def stage_hashes(stages: list[Stage]) -> list[str]:
 
 
 def check_resume(run: RunDir, stages: list[Stage], hashes: list[str], force: bool) -> None:
-    """Refuse to mix configurations; with force, wipe the first changed stage and all after it."""
+    """Refuse to mix configurations; with force, wipe the first changed stage and all after it,
+    and the folders of stages the pipeline no longer has."""
+    before = previous_stage_ids(run)
     for index, (stage, config_hash) in enumerate(zip(stages, hashes)):
         record = run.stage_record(stage.id)
         if record is None or record["config_hash"] == config_hash:
@@ -69,20 +74,35 @@ def check_resume(run: RunDir, stages: list[Stage], hashes: list[str], force: boo
         if not force:
             raise ResumeError(
                 f"stage {stage.id!r} in {run.root} was run with a different configuration "
-                f"({_what_changed(record, stage)}); rerun with --force to redo it and the "
-                f"stages after it, or choose another run directory"
+                f"({_what_changed(record, stage, before, [s.id for s in stages])}); rerun with "
+                f"--force to redo it and the stages after it, or choose another run directory"
             )
         for later in stages[index:]:
             run.wipe_stage(later.id)
+        for removed in set(before) - {s.id for s in stages}:
+            run.wipe_stage(removed)
         return
 
 
-def _what_changed(record: dict, stage: Stage) -> str:
+def previous_stage_ids(run: RunDir) -> list[str]:
+    """The stage ids of the pipeline last run in this directory (none for a new one)."""
+    path = run.root / "pipeline.yaml"
+    if not path.exists():
+        return []
+    return [entry.get("id") or entry["stage"] for entry in yaml.safe_load(path.read_text())["stages"]]
+
+
+def _what_changed(record: dict, stage: Stage, before: list[str], now: list[str]) -> str:
     old, new = record.get("params", {}), stage.params.model_dump(mode="json")
     changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     if record.get("stage") != stage.name:
         return f"was {record.get('stage')!r}, now {stage.name!r}"
-    return f"params changed: {', '.join(changed)}" if changed else "an earlier stage changed"
+    if changed:
+        return f"params changed: {', '.join(changed)}"
+    earlier = lambda ids: ids[: ids.index(stage.id)] if stage.id in ids else ids  # noqa: E731
+    if earlier(before) != earlier(now):
+        return f"the stages before it were {earlier(before)}, now {earlier(now)}"
+    return "a stage before it changed"
 
 
 def validate_layout(stages: list[Stage]) -> None:
@@ -102,7 +122,7 @@ class PipelineRun:
     def __init__(self, config: PipelineConfig, executor: Executor, force: bool = False,
                  progress: Progress | None = None):
         self.config = config
-        self.run = RunDir(config.run_dir)
+        self.run = RunDir(Path(config.run_dir).resolve())  # workers may run elsewhere
         self.executor = executor
         self.force = force
         self.progress = progress or NullProgress()
@@ -115,10 +135,19 @@ class PipelineRun:
         self.sink_result = None
 
     def execute(self) -> dict:
-        """Run every stage, then finalize and check the invariant; return the summary."""
-        from curate.finalize import finalize_run
+        """Run every stage, then finalize and check the invariant; return the summary.
 
+        One run at a time per directory: a second one is refused while the first holds the lock.
+        """
         self.run.root.mkdir(parents=True, exist_ok=True)
+        with open(self.run.root / ".lock", "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise ResumeError(f"another curate run is using {self.run.root}; wait for it to end") from None
+            return self._execute_locked()
+
+    def _execute_locked(self) -> dict:
         (self.run.root / "summary.json").unlink(missing_ok=True)  # unfinished until checked again
         self.run.remove_temporaries()
         check_resume(self.run, self.stages, self.hashes, self.force)

@@ -127,3 +127,30 @@ def test_a_deleted_output_is_redone_on_the_next_run(tmp_path, pool, victim):
     assert (tmp_path / "run" / victim).is_file()
     redone = sum(stage["shards"] - stage["reused"] for stage in summary["stages"])
     assert redone == (0 if "_collect" in victim else 1)  # a collect redo is not a stage shard
+
+
+def test_removing_a_stage_is_named_and_force_clears_it(tmp_path, pool):
+    run_dir = tmp_path / "run"
+    run_pipeline(load_pipeline(write_pipeline(tmp_path / "a.yaml", str(pool / "*.tar"), run_dir)))
+    without_top = [{"stage": "caption_stats"},
+                   {"stage": "select", "params": {"filters": {"too_few_words": "caption_words >= 3",
+                                                              "too_small": "width >= 16"}}},
+                   {"stage": "export", "params": {"samples_per_shard": 25}}]
+    pipeline = write_pipeline(tmp_path / "b.yaml", str(pool / "*.tar"), run_dir, stages=without_top)
+    with pytest.raises(ResumeError, match=r"stage 'export'.*stages before it were \[.*'select_top_fraction'\]"):
+        run_pipeline(load_pipeline(pipeline))
+    summary = run_pipeline(load_pipeline(pipeline), force=True)
+    assert not (run_dir / "select_top_fraction").exists()
+    assert summary["curated"] == 60
+
+
+def test_a_second_run_on_the_same_directory_is_refused_while_one_holds_it(tmp_path, pool):
+    import fcntl
+
+    pipeline = write_pipeline(tmp_path / "p.yaml", str(pool / "*.tar"), tmp_path / "run")
+    (tmp_path / "run").mkdir()
+    with open(tmp_path / "run" / ".lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(ResumeError, match="another curate run is using"):
+            run_pipeline(load_pipeline(pipeline))
+    assert run_pipeline(load_pipeline(pipeline))["ingested"] == 120
