@@ -54,6 +54,11 @@ class ViewPlan:
                 reasons.append((stage_id, table.column("drop_reason")))
         return pa.table({"uid": uids, **columns, "drop_reason": first_reason(reasons)[0]})
 
+    def row_group_sizes(self, shard: str) -> list[int]:
+        """Rows per Parquet row group of the shard (every stage writes the same layout)."""
+        metadata = pq.read_metadata(RunDir(self.run_root).output_path(self.reads[0][0], shard))
+        return [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+
     def drop_reasons(self, shard: str) -> pa.ChunkedArray:
         """Only the shard's drop_reason column (cheap: no other column is read)."""
         run = RunDir(self.run_root)

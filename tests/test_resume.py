@@ -16,8 +16,8 @@ from curate import ResumeError, load_pipeline, run_pipeline
 from conftest import output_files, write_pipeline, write_pool
 
 
-def _start(pipeline: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "curate", "run", str(pipeline), "--quiet"],
+def _start(pipeline: Path, *options: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "curate", "run", str(pipeline), "--quiet", *options],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -51,15 +51,17 @@ def reference(tmp_path_factory, big_pool) -> dict[str, bytes]:
     return output_files(folder / "run")
 
 
-@pytest.mark.parametrize("stage, count", [("ingest_webdataset", 3), ("select", 5), ("export", 2)])
-def test_sigkill_then_rerun_matches_uninterrupted_run(tmp_path, big_pool, reference, stage, count):
+@pytest.mark.parametrize("stage, count, executor", [
+    ("ingest_webdataset", 3, "local"), ("select", 5, "local"), ("export", 2, "local"), ("select", 5, "ray")])
+def test_sigkill_then_rerun_matches_uninterrupted_run(tmp_path, big_pool, reference, stage, count, executor):
     run_dir = tmp_path / "run"
     pipeline = write_pipeline(tmp_path / "p.yaml", str(big_pool / "*.tar"), run_dir)
-    _kill_when(_start(pipeline), run_dir / stage / "_done", count)
+    options = ("--executor", executor, "--workers", "2")
+    _kill_when(_start(pipeline, *options), run_dir / stage / "_done", count)
     done_before = len(list((run_dir / stage / "_done").glob("*.json")))
     assert done_before >= count
 
-    rerun = _start(pipeline)
+    rerun = _start(pipeline, *options)
     assert rerun.wait(timeout=300) == 0, rerun.stderr.read().decode()
     assert output_files(run_dir) == reference
     assert not list(run_dir.rglob(".*.tmp")), "temporary files left behind"

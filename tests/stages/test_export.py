@@ -84,3 +84,20 @@ def test_rerun_with_smaller_export_removes_stale_shards(tmp_path):
     run_pipeline(load_pipeline(pipeline), force=True)
     assert sorted(p.name for p in (tmp_path / "run" / "export" / "shards").iterdir()) == [
         "00000.parquet", "00000.tar", "sizes.json"]
+
+
+def test_export_reads_the_right_rows_across_row_groups(tmp_path, monkeypatch):
+    import curate.run
+
+    monkeypatch.setattr(curate.run, "PARQUET_ROW_GROUP", 7)  # many small row groups per shard
+    write_pool(tmp_path / "pool", shards=2, per_shard=60)
+    summary, out = _export(tmp_path, str(tmp_path / "pool" / "*.tar"), samples_per_shard=9)
+    metadata = pq.read_table(sorted((out / "shards").glob("*.parquet"))).to_pylist()
+    assert len(metadata) == summary["curated"] == 60
+    ingested = {row["uid"]: row for row in pq.read_table(
+        sorted((tmp_path / "run" / "ingest_webdataset").glob("*.parquet"))).to_pylist()}
+    assert pq.ParquetFile(tmp_path / "run" / "ingest_webdataset" / "pool-00000.parquet").num_row_groups == 9
+    for row in metadata:
+        assert row["caption"] == ingested[row["uid"]]["caption"] and row["key"] == ingested[row["uid"]]["key"]
+    keys = [row["key"] for row in metadata]
+    assert keys == sorted(keys)  # kept samples in their original order

@@ -17,7 +17,7 @@ from curate.io.subset import uids_to_u8u8, write_subset
 from curate.io.inputs import numbered
 from curate.io.samples import OPEN_CLIP_IMAGE_EXTENSIONS
 from curate.io.tars import tar_bytes
-from curate.run import PARQUET_ROW_GROUP, sha256_hex, write_atomic, write_json_atomic, write_parquet_atomic
+from curate.run import sha256_hex, write_atomic, write_json_atomic, write_parquet_atomic
 from curate.schema import column_names, validate
 from curate.stage import SinkResult, SinkStage, StageParams, register
 from curate.view import ViewPlan
@@ -98,11 +98,19 @@ def _kept_rows(state: dict, view: ViewPlan, start: int, stop: int) -> pa.Table:
             continue
         alive = view.drop_reasons(shard).is_null().to_numpy(zero_copy_only=False)
         rows = np.flatnonzero(alive)[lo:hi]
-        groups = np.unique(rows // PARQUET_ROW_GROUP)
-        table = view.read(shard, row_groups=groups.tolist())
-        within = np.searchsorted(groups, rows // PARQUET_ROW_GROUP) * PARQUET_ROW_GROUP
-        parts.append(table.take(pa.array(within + rows % PARQUET_ROW_GROUP)))
+        parts.append(_take_rows(view, shard, rows))
     return pa.concat_tables(parts)
+
+
+def _take_rows(view: ViewPlan, shard: str, rows: np.ndarray) -> pa.Table:
+    """Rows of a shard's view, reading only the row groups that hold them."""
+    sizes = np.array(view.row_group_sizes(shard))
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    group_of_row = np.searchsorted(starts, rows, side="right") - 1
+    groups = np.unique(group_of_row)
+    read_starts = np.concatenate([[0], np.cumsum(sizes[groups])[:-1]])
+    positions = read_starts[np.searchsorted(groups, group_of_row)] + rows - starts[group_of_row]
+    return view.read(shard, row_groups=groups.tolist()).take(pa.array(positions))
 
 
 def _sample(row: dict) -> dict:
