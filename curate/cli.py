@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Optional
@@ -127,38 +126,28 @@ def pools_build(
 ) -> None:
     """Build a pool. synthetic: procedural images with captions, planted duplicates and junk
     captions whose ground truth is recorded (is_junk, duplicate_of)."""
-    from curate.pools.synthetic import build_synthetic_pool
-
     if name != "synthetic":
         _fail(CurateError(f"unknown pool {name!r}; available: synthetic"))
-    params = dict(n=n, samples_per_shard=samples_per_shard, seed=seed, image_size=image_size,
-                  duplicate_fraction=duplicate_fraction, junk_fraction=junk_fraction, fmt=fmt)
-    if _pool_is_built(out, params):
-        console.print(f"pool {out} is already built with these settings")
-        return
-    if (out / "_pool.json").exists():
-        shutil.rmtree(out)  # an earlier pool with other settings: no stale shard may survive
+    _build_synthetic(out, n, workers, samples_per_shard=samples_per_shard, seed=seed,
+                     image_size=image_size, duplicate_fraction=duplicate_fraction,
+                     junk_fraction=junk_fraction, fmt=fmt)
+
+
+def _build_synthetic(out: Path, n: int, workers: int, **settings) -> None:
+    """Build a synthetic pool with a progress bar, unless it is already built."""
     from rich.progress import Progress as RichProgress
 
+    from curate.pools.synthetic import ensure_synthetic_pool
+
     try:
-        with RichProgress(console=Console(stderr=True)) as bars:
-            task = bars.add_task(f"building {name}", total=n)
-            info = build_synthetic_pool(out, workers=workers or (os.cpu_count() or 1),
-                                        progress=lambda k: bars.advance(task, k), **params)
+        with RichProgress(console=Console(stderr=True), transient=True) as bars:
+            task = bars.add_task(f"building {out}", total=n)
+            info, built = ensure_synthetic_pool(out, n, workers=workers or (os.cpu_count() or 1),
+                                                progress=lambda k: bars.advance(task, k), **settings)
     except ValueError as error:
         _fail(error)
-    console.print(f"wrote {info['n']:,} samples in {len(info['shards'])} shards to {out}")
-
-
-def _pool_is_built(out: Path, params: dict) -> bool:
-    import json
-
-    try:
-        info = json.loads((out / "_pool.json").read_text())
-    except (OSError, ValueError):
-        return False
-    same = ("n", "samples_per_shard", "seed", "image_size", "duplicate_fraction", "junk_fraction")
-    return all(info.get(k) == params[k] for k in same) and info.get("format") == params["fmt"]
+    state = "wrote" if built else "already built:"
+    console.print(f"{state} {info['n']:,} samples in {len(info['shards'])} shards in {out}")
 
 
 @bench_app.command("ingest")
@@ -173,9 +162,7 @@ def bench_ingest(
     from curate.bench import bench_pipeline, default_workers, time_run
 
     pool = work_dir / f"pool-{n}"
-    pools_build("synthetic", out=pool, n=n, samples_per_shard=samples_per_shard, seed=0,
-                image_size=64, duplicate_fraction=0.05, junk_fraction=0.05, fmt="webdataset",
-                workers=0)
+    _build_synthetic(pool, n, 0, samples_per_shard=samples_per_shard)
     table = Table(title=f"ingest -> select -> export, {n:,} JPEGs 64x64")
     for column in ("executor", "workers", "samples/s", "samples/s/core", "seconds",
                    "driver peak MiB", "driver+workers peak MiB"):

@@ -243,7 +243,7 @@ class PipelineRun:
 
     def _collect_reduce(self, stage, index: int):
         """Collect per shard (cached by marker), then reduce on the driver."""
-        plan = self._plan(stage, index, stage.collect_columns)
+        plan = self._plan(stage, index, stage.needed_for_collect())
         todo = {
             shard: CollectTask(str(self.run.root), shard, self.hashes[index],
                                self._fingerprint(index, shard), plan)

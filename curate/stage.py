@@ -126,6 +126,10 @@ class ReducingStage(Stage):
 
     collect_columns: ClassVar[tuple[str, ...] | None] = None
 
+    def needed_for_collect(self) -> tuple[str, ...] | None:
+        """Columns the collect phase reads (None: all). Stages may override."""
+        return self.collect_columns
+
     @abstractmethod
     def collect(self, view: pa.Table) -> pa.Table:
         """A small per-shard summary of the view."""

@@ -94,3 +94,12 @@ def numbered(count: int) -> list[str]:
     """00000, 00001, ...: ids for shards that have no name of their own."""
     width = max(5, len(str(count - 1)))
     return [f"{index:0{width}d}" for index in range(count)]
+
+
+def read_bytes(url: str) -> bytes | None:
+    """The bytes at a path or URL, or None when it cannot be read (a missing image is data)."""
+    try:
+        with fsspec.open(url, "rb") as handle:
+            return handle.read()
+    except (OSError, ValueError):
+        return None

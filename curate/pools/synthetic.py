@@ -13,6 +13,7 @@ import json
 import math
 import multiprocessing
 import re
+import shutil
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -227,10 +228,6 @@ def make_sample(seed: int, i: int, *, image_size: int = 64, duplicate_fraction: 
 # ---------------------------------------------------------------- writing
 
 
-def _write_bytes(path: Path, data: bytes) -> None:
-    write_atomic(path, data)
-
-
 def _tar(samples: list[Sample]) -> bytes:
     """The WebDataset shard of the samples: <key>.jpg, <key>.txt, <key>.json."""
     return tar_bytes([{"__key__": s.key, "jpg": s.jpeg, "txt": s.caption,
@@ -252,8 +249,8 @@ def _write_parquet(path: Path, samples: list[Sample], image_size: int, with_imag
 def _write_folder(folder: Path, samples: list[Sample]) -> None:
     folder.mkdir(exist_ok=True)
     for s in samples:
-        _write_bytes(folder / f"{s.key}.jpg", s.jpeg)
-        _write_bytes(folder / f"{s.key}.txt", s.caption.encode("utf-8"))
+        write_atomic(folder / f"{s.key}.jpg", s.jpeg)
+        write_atomic(folder / f"{s.key}.txt", s.caption.encode("utf-8"))
 
 
 def _build_shard(out: str, shard: int, start: int, stop: int, seed: int, image_size: int,
@@ -263,7 +260,7 @@ def _build_shard(out: str, shard: int, start: int, stop: int, seed: int, image_s
     samples = [make_sample(seed, i, image_size=image_size, duplicate_fraction=duplicate_fraction,
                            junk_fraction=junk_fraction) for i in range(start, stop)]
     if fmt == "webdataset":
-        _write_bytes(root / f"{name}.tar", _tar(samples))
+        write_atomic(root / f"{name}.tar", _tar(samples))
     elif fmt == "folder":
         _write_folder(root / name, samples)
     _write_parquet(root / f"{name}.parquet", samples, image_size, with_image=fmt == "parquet")
@@ -349,5 +346,28 @@ def build_synthetic_pool(out: Path, n: int, *, samples_per_shard: int = 1000, se
         "image_size": image_size, "duplicate_fraction": float(duplicate_fraction),
         "junk_fraction": float(junk_fraction),
     }
-    _write_bytes(out / "_pool.json", (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+    write_atomic(out / "_pool.json", (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode("utf-8"))
     return meta
+
+
+def ensure_synthetic_pool(out: Path, n: int, *, workers: int = 1,
+                          progress: Callable[[int], None] | None = None, **settings) -> tuple[dict, bool]:
+    """(manifest, built): build the pool unless `out` already holds one with these settings.
+
+    A pool built earlier with other settings is removed first, so no stale shard survives.
+    """
+    out = Path(out)
+    wanted = {"n": n, "samples_per_shard": 1000, "seed": 0, "image_size": 64,
+              "duplicate_fraction": 0.05, "junk_fraction": 0.05, "format": "webdataset"}
+    wanted.update({("format" if k == "fmt" else k): v for k, v in settings.items()})
+    try:
+        manifest = json.loads((out / "_pool.json").read_text())
+    except (OSError, ValueError):
+        manifest = None
+    if manifest is not None:
+        if all(manifest.get(k) == v for k, v in wanted.items()):
+            return manifest, False
+        shutil.rmtree(out)
+    built = build_synthetic_pool(out, n, fmt=wanted.pop("format"), workers=workers, progress=progress,
+                                 **{k: v for k, v in wanted.items() if k != "n"})
+    return built, True

@@ -9,7 +9,7 @@ import fsspec
 from pydantic import Field
 
 from curate.errors import InputError
-from curate.io.inputs import expand_inputs, numbered
+from curate.io.inputs import expand_inputs, numbered, read_bytes
 from curate.io.samples import IMAGE_EXTENSIONS, sample_row
 from curate.run import stable_hash
 from curate.stage import ShardSpec, SourceStage, register
@@ -67,14 +67,7 @@ class IngestFolder(SourceStage):
     def read_shard(self, spec: ShardSpec, warnings: list[str]) -> Iterator[dict]:
         """One row per image file."""
         for source, key, image_url, caption_url, _ in spec.location:
-            image = _read(image_url)
-            caption = _read(caption_url) if caption_url else None
+            image = read_bytes(image_url)
+            caption = read_bytes(caption_url) if caption_url else None
             yield sample_row(source, key, image, caption, check=self.params.check_images)
 
-
-def _read(url: str) -> bytes | None:
-    try:
-        with fsspec.open(url, "rb") as handle:
-            return handle.read()
-    except OSError:
-        return None

@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 from pydantic import Field
 
 from curate.errors import ConfigError, InputError
+from curate.io.inputs import read_bytes
 from curate.io.samples import sample_row
 from curate.stage import ShardSpec, register
 from curate.stages.ingest.common import FileSource, IngestParams
@@ -64,7 +65,7 @@ class IngestTable(FileSource):
         key = f"{index:09d}" if key is None else str(key)
         image = row.get(p.image_column) if p.image_column else None
         if image is None and p.image_path_column and row.get(p.image_path_column):
-            image = _read_path(url, row[p.image_path_column])
+            image = read_bytes(_resolve(url, row[p.image_path_column]))
         meta = {c: row[c] for c in extra if row[c] is not None}
         return sample_row(source, key, image, row.get(p.caption_column),
                           url=row.get(p.url_column) if p.url_column else None,
@@ -92,12 +93,8 @@ def read_table(url: str, params: TableParams) -> pa.Table:
     raise ConfigError(f"{url}: unknown table format .{suffix}; use .parquet, .csv, .tsv or .jsonl")
 
 
-def _read_path(table_url: str, path: str) -> bytes | None:
-    """Image bytes from a path relative to the table's folder (or absolute, or a URL)."""
-    if "://" not in path and not posixpath.isabs(path):
-        path = posixpath.join(posixpath.dirname(table_url), path)
-    try:
-        with fsspec.open(path, "rb") as handle:
-            return handle.read()
-    except (OSError, ValueError):
-        return None
+def _resolve(table_url: str, path: str) -> str:
+    """An image path relative to the table's folder, unless absolute or a URL."""
+    if "://" in path or posixpath.isabs(path):
+        return path
+    return posixpath.join(posixpath.dirname(table_url), path)

@@ -30,13 +30,12 @@ class SelectTopFraction(GlobalStage):
     output_schema = "decision.v1"
 
     def needed_columns(self) -> tuple[str, ...]:
-        """The score column."""
-        return (self.params.column,)
-
-    @property
-    def collect_columns(self) -> tuple[str, ...]:
         """The score column (uid and drop_reason come with every view)."""
         return (self.params.column,)
+
+    def needed_for_collect(self) -> tuple[str, ...]:
+        """The score column."""
+        return self.needed_columns()
 
     def _ranked(self, view: pa.Table) -> np.ndarray:
         """(score, uid high, uid low) of rows, scores oriented so that larger is better;
