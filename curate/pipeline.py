@@ -181,8 +181,8 @@ class PipelineRun:
     def _upstream(self, index: int) -> list[UpstreamStage]:
         return [UpstreamStage(s.id, s.output_schema, s.decides) for s in self.stages[:index]]
 
-    def _plan(self, stage: Stage, index: int, columns=None):
-        needed = stage.needed_columns() if columns is None else columns
+    def _plan(self, stage: Stage, index: int, collect: bool = False):
+        needed = stage.needed_for_collect() if collect else stage.needed_columns()
         plan = plan_view(str(self.run.root), self._upstream(index), needed, stage.id)
         stage.check_view(plan.schema)
         return plan
@@ -243,7 +243,7 @@ class PipelineRun:
 
     def _collect_reduce(self, stage, index: int):
         """Collect per shard (cached by marker), then reduce on the driver."""
-        plan = self._plan(stage, index, stage.needed_for_collect())
+        plan = self._plan(stage, index, collect=True)
         todo = {
             shard: CollectTask(str(self.run.root), shard, self.hashes[index],
                                self._fingerprint(index, shard), plan)
