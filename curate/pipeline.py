@@ -17,7 +17,7 @@ from curate.errors import ConfigError, ResumeError
 from curate.executors import Executor, make_executor
 from curate.finalize import finalize_run
 from curate.progress import NullProgress, Progress
-from curate.run import RunDir, is_committed, stable_hash
+from curate.run import RunDir, is_committed, stable_hash, write_atomic
 from curate.stage import GlobalStage, ShardStage, SinkStage, SourceStage, Stage
 from curate.tasks import ApplyTask, CollectTask, ShardTask, SinkTask, SourceTask
 from curate.view import UpstreamStage, plan_view
@@ -152,7 +152,7 @@ class PipelineRun:
         self.run.remove_temporaries()
         check_resume(self.run, self.stages, self.hashes, self.force)
         dumped = yaml.safe_dump(self.config.model_dump(mode="json"), sort_keys=False)
-        (self.run.root / "pipeline.yaml").write_text(dumped)
+        write_atomic(self.run.root / "pipeline.yaml", dumped.encode())
         for index, stage in enumerate(self.stages[1:], start=1):
             self._plan(stage, index)  # column and predicate errors before any work is done
         with self.executor:
