@@ -24,6 +24,14 @@ class ExecutorConfig(BaseModel):
     address: str | None = None
 
 
+class ServeConfig(BaseModel):
+    """A folder served on 127.0.0.1:port while the run lasts (for pools ingested by URL)."""
+
+    model_config = ConfigDict(extra="forbid")
+    root: Path
+    port: int = Field(8765, ge=0, le=65535)
+
+
 class StageEntry(BaseModel):
     """One stage of a pipeline: its registry name, an optional id, and its parameters."""
 
@@ -47,6 +55,7 @@ class PipelineConfig(BaseModel):
     name: str
     run_dir: Path
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+    serve: ServeConfig | None = None
     stages: list[StageEntry] = Field(min_length=1)
 
     def build_stages(self) -> list[Stage]:

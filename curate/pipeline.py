@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import time
+from contextlib import nullcontext
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from curate.config import PipelineConfig
 from curate.errors import ConfigError, ResumeError
 from curate.executors import Executor, make_executor
 from curate.finalize import finalize_run
+from curate.io.serve import serve_folder
 from curate.progress import NullProgress, Progress
 from curate.run import RunDir, is_committed, stable_hash, write_atomic
 from curate.stage import GlobalStage, ShardStage, SinkStage, SourceStage, Stage
@@ -145,7 +147,9 @@ class PipelineRun:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise ResumeError(f"another curate run is using {self.run.root}; wait for it to end") from None
-            return self._execute_locked()
+            serve = self.config.serve
+            with serve_folder(serve.root, serve.port) if serve else nullcontext():
+                return self._execute_locked()
 
     def _execute_locked(self) -> dict:
         (self.run.root / "summary.json").unlink(missing_ok=True)  # unfinished until checked again

@@ -67,9 +67,9 @@ class SourceTask(TaskBase):
         for row in stage.read_shard(self.spec, warnings):
             rows.append(row)
             if len(rows) == _ROWS_PER_CHUNK:
-                chunks.append(pa.Table.from_pylist(rows, schema=load_schema("sample.v1")))
+                chunks.append(pa.Table.from_pylist(rows, schema=load_schema(stage.output_schema)))
                 rows = []
-        chunks.append(pa.Table.from_pylist(rows, schema=load_schema("sample.v1")))
+        chunks.append(pa.Table.from_pylist(rows, schema=load_schema(stage.output_schema)))
         table = pa.concat_tables(chunks)
         _check_unique(table, stage.id, self.shard)
         return self._commit(stage, table, None, started, warnings=warnings)

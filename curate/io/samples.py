@@ -60,8 +60,14 @@ def inspect_image(data: bytes | None, check: str = "decode") -> tuple[dict, str 
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         return {}, "image_too_large"
     except Exception:  # PIL raises many types for bad bytes; all mean the same here
-        return {}, "corrupt_image"
+        return {}, "not_an_image" if _looks_like_text(data) else "corrupt_image"
     return info, None
+
+
+def _looks_like_text(data: bytes) -> bool:
+    """An HTML page or other text served where an image was expected."""
+    head = data[:64].lstrip()
+    return head[:1] == b"<" or all(32 <= byte < 127 or byte in b"\r\n\t" for byte in head)
 
 
 def sample_row(source: str, key: str, image: bytes | None, caption: bytes | str | None, *,

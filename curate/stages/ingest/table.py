@@ -40,7 +40,8 @@ class IngestTable(FileSource):
     def read_shard(self, spec: ShardSpec, warnings: list[str]) -> Iterator[dict]:
         """One row per table row."""
         url, source = spec.location
-        table = read_table(url, self.params)
+        p = self.params
+        table = read_table(url, p.caption_column, (p.key_column, p.url_column, p.image_path_column))
         self._check_columns(table, url)
         known = {c for c in (self.params.caption_column, self.params.image_column,
                              self.params.image_path_column, self.params.key_column,
@@ -72,7 +73,7 @@ class IngestTable(FileSource):
                           meta=meta, check=p.check_images)
 
 
-def read_table(url: str, params: TableParams) -> pa.Table:
+def read_table(url: str, caption_column: str, text_columns: tuple[str | None, ...]) -> pa.Table:
     """Read a .parquet, .csv or .jsonl file. In CSV, captions stay bytes (so bad UTF-8 can be
     reported) and keys, URLs and paths stay strings (a key 007 is not the number 7)."""
     suffix = url.rsplit(".", 1)[-1].lower()
@@ -81,9 +82,8 @@ def read_table(url: str, params: TableParams) -> pa.Table:
             if suffix == "parquet":
                 return pq.read_table(handle)
             if suffix in ("csv", "tsv"):
-                texts = (params.key_column, params.url_column, params.image_path_column)
-                types = {column: pa.string() for column in texts if column}
-                options = pacsv.ConvertOptions(column_types={**types, params.caption_column: pa.binary()})
+                types = {column: pa.string() for column in text_columns if column}
+                options = pacsv.ConvertOptions(column_types={**types, caption_column: pa.binary()})
                 parse = pacsv.ParseOptions(delimiter="\t" if suffix == "tsv" else ",", newlines_in_values=True)
                 return pacsv.read_csv(handle, parse_options=parse, convert_options=options)
             if suffix in ("jsonl", "json"):

@@ -1,0 +1,187 @@
+"""URL ingest against a real HTTP server on 127.0.0.1: good images and every kind of bad URL.
+The counts add up: urls = downloaded + failed by reason."""
+
+from __future__ import annotations
+
+import io
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from curate import load_pipeline, run_pipeline
+from curate.config import ServeConfig
+from conftest import jpeg_bytes, output_files, png_bytes, write_pipeline
+
+SLOW_SECONDS = 3
+
+
+def _noisy_jpeg(side: int) -> bytes:
+    pixels = np.random.default_rng(side).integers(0, 255, (side, side, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=95)
+    return buffer.getvalue()
+
+
+ROUTES = {
+    "/page.html": (200, "text/html", b"<html><body>not an image</body></html>"),
+    "/corrupt.jpg": (200, "image/jpeg", b"\xff\xd8\xff\xe0" + b"\x13garbage" * 50),
+    "/big.jpg": (200, "image/jpeg", _noisy_jpeg(400)),
+    "/tiny.jpg": (200, "image/jpeg", jpeg_bytes(3, size=8)),
+}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    hits: list[str] = []
+
+    def do_GET(self):  # noqa: N802 (the base class's name)
+        self.hits.append(self.path)
+        if self.path.startswith("/img/"):
+            index = int(self.path.split("/")[-1].split(".")[0])
+            body = jpeg_bytes(index) if self.path.endswith(".jpg") else png_bytes(index)
+            return self._send(200, "image/jpeg", body)
+        if self.path == "/slow.jpg":
+            time.sleep(SLOW_SECONDS)
+            return self._send(200, "image/jpeg", jpeg_bytes(1))
+        if self.path == "/loop.jpg":
+            self.send_response(302)
+            self.send_header("Location", "/loop.jpg")
+            self.end_headers()
+            return None
+        status, kind, body = ROUTES.get(self.path, (404, "text/plain", b"not found"))
+        return self._send(status, kind, body)
+
+    def _send(self, status: int, kind: str, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        try:
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def server():
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_port}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _url_list(tmp_path, base: str) -> tuple[list[str], dict[str, str]]:
+    """A URL list; returns the urls and the expected drop reason per key (None: downloaded)."""
+    expected = {f"good{i}": None for i in range(6)}
+    urls = {f"good{i}": f"{base}/img/{i}.{'jpg' if i % 2 else 'png'}" for i in range(6)}
+    bad = {"missing": ("/missing.jpg", "http_404"), "slow": ("/slow.jpg", "timeout"),
+           "page": ("/page.html", "not_an_image"), "corrupt": ("/corrupt.jpg", "corrupt_image"),
+           "big": ("/big.jpg", "image_too_many_bytes"), "tiny": ("/tiny.jpg", "image_too_small"),
+           "loop": ("/loop.jpg", "redirect_loop")}
+    for key, (path, reason) in bad.items():
+        urls[key], expected[key] = base + path, reason
+    urls["refused"], expected["refused"] = f"http://127.0.0.1:{_closed_port()}/x.jpg", "connection_refused"
+    keys = sorted(urls)
+    table = pa.table({"key": keys, "url": [urls[k] for k in keys],
+                      "caption": [f"a picture called {k}" for k in keys], "site": ["test"] * len(keys)})
+    pq.write_table(table, tmp_path / "urls.parquet")
+    return [urls[k] for k in keys], expected
+
+
+def _pipeline(tmp_path, inputs: str, run_dir, **params):
+    stages = [{"stage": "export", "params": {"samples_per_shard": 4}}]
+    path = write_pipeline(tmp_path / "p.yaml", inputs, run_dir, stages=stages)
+    config = load_pipeline(path)
+    entry = config.stages[0]
+    entry.stage = "ingest_urls"
+    entry.params.update({"timeout": 1, "max_bytes": 100_000, "min_image_size": 16, "thread_count": 8,
+                         "urls_per_shard": 5, **params})
+    return config
+
+
+def test_every_url_ends_downloaded_or_dropped_with_its_reason(tmp_path, server):
+    urls, expected = _url_list(tmp_path, server)
+    started = time.monotonic()
+    summary = run_pipeline(_pipeline(tmp_path, str(tmp_path / "urls.parquet"), tmp_path / "run"))
+    assert time.monotonic() - started < 4 * SLOW_SECONDS, "the slow URL was not cut by the timeout"
+
+    rows = pq.read_table(sorted((tmp_path / "run" / "ingest_urls").glob("*.parquet"))).to_pylist()
+    assert [row["url"] for row in rows] == urls
+    assert {row["key"]: row["drop_reason"] for row in rows} == expected
+    status = {row["key"]: row["status"] for row in rows}
+    assert status["good0"] == "success" and status["missing"] == "failed_to_download"
+    assert status["big"] == status["tiny"] == "rejected"
+    assert all(row["download_error"] for row in rows if row["drop_reason"])
+    good = [row for row in rows if row["drop_reason"] is None]
+    assert good[0]["image"] == png_bytes(0) and good[1]["image"] == jpeg_bytes(1)  # bytes untouched
+    assert good[0]["meta"] == '{"site": "test"}'
+
+    failed = {reason for reason in expected.values() if reason}
+    assert summary["dropped_by_reason"] == {reason: 1 for reason in failed}
+    assert summary["ingested"] == len(urls) == summary["curated"] + summary["dropped"]
+    assert summary["curated"] == 6
+
+
+def test_a_rerun_downloads_nothing_again(tmp_path, server):
+    _url_list(tmp_path, server)
+    config = _pipeline(tmp_path, str(tmp_path / "urls.parquet"), tmp_path / "run", timeout=0.5)
+    run_pipeline(config)
+    before = output_files(tmp_path / "run")
+    _Handler.hits.clear()
+    summary = run_pipeline(config)
+    assert _Handler.hits == []
+    assert summary["stages"][0]["reused"] == summary["stages"][0]["shards"] == 3
+    assert output_files(tmp_path / "run") == before
+
+
+def test_resize_modes_go_through_img2dataset(tmp_path, server):
+    _url_list(tmp_path, server)
+    config = _pipeline(tmp_path, str(tmp_path / "urls.parquet"), tmp_path / "run", resize_mode="center_crop",
+                       image_size=24, timeout=0.5, max_bytes=None, min_image_size=0)
+    run_pipeline(config)
+    rows = pq.read_table(sorted((tmp_path / "run" / "ingest_urls").glob("*.parquet"))).to_pylist()
+    resized = [row for row in rows if row["status"] == "success"]
+    assert {(row["width"], row["height"], row["image_format"]) for row in resized} == {(24, 24, "jpg")}
+    assert {row["key"] for row in resized} >= {"big", "tiny", "good0"}
+
+
+def test_a_served_folder_is_ingested_by_url(tmp_path):
+    files = tmp_path / "site" / "files"
+    files.mkdir(parents=True)
+    for index in range(4):
+        (files / f"{index}.png").write_bytes(png_bytes(index))
+    port = _closed_port()
+    table = pa.table({"url": [f"http://127.0.0.1:{port}/{i}.png" for i in range(4)],
+                      "caption": [f"a blue square number {i}" for i in range(4)]})
+    pq.write_table(table, tmp_path / "site" / "urls.parquet")
+    config = _pipeline(tmp_path, str(tmp_path / "site" / "urls.parquet"), tmp_path / "run", min_image_size=0)
+    config.serve = ServeConfig(root=files, port=port)
+    summary = run_pipeline(config)
+    assert summary["curated"] == 4
+
+
+def test_url_ingest_is_byte_identical_on_ray(tmp_path, server, ray_session):
+    _url_list(tmp_path, server)
+    outputs = {}
+    for executor in ("local", "ray"):
+        config = _pipeline(tmp_path, str(tmp_path / "urls.parquet"), tmp_path / executor, timeout=0.5)
+        run_pipeline(config, executor=executor, workers=2)
+        outputs[executor] = output_files(tmp_path / executor)
+    assert outputs["local"] == outputs["ray"] and len(outputs["local"]) > 5
