@@ -1,23 +1,45 @@
 """A static file server on 127.0.0.1 for the duration of a run, so that embedded pools are
-ingested through the real URL download path."""
+ingested through the real URL download path.
+
+The server is a separate process (Python's http.server), so it never competes with the run for
+the interpreter lock, and it is tied to this process: it stops when the run ends or dies.
+"""
 
 from __future__ import annotations
 
-import threading
+import ctypes
+import signal
+import socket
+import subprocess
+import sys
+import time
 from contextlib import contextmanager
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Iterator
 
 from curate.errors import ConfigError
 
+_PR_SET_PDEATHSIG = 1
 
-class _QuietHandler(SimpleHTTPRequestHandler):
-    """Serves files without logging every request to the terminal."""
 
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 (the base class's name)
+def _die_with_parent() -> None:
+    """In the child: receive SIGTERM when the parent exits, even by SIGKILL (Linux)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
         pass
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex((host, port)) == 0
 
 
 @contextmanager
@@ -25,15 +47,23 @@ def serve_folder(root: Path, port: int = 0, host: str = "127.0.0.1") -> Iterator
     """Serve `root` over HTTP on host:port (0: any free port); yields the base URL."""
     if not Path(root).is_dir():
         raise ConfigError(f"serve.root {root} is not a folder; build the pool first (curate pools build)")
+    port = port or free_port(host)
+    if _port_in_use(host, port):
+        raise ConfigError(f"cannot serve {root}: {host}:{port} is in use; free the port or change serve.port")
+    command = [sys.executable, "-m", "http.server", str(port), "--bind", host, "--directory", str(root)]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              preexec_fn=_die_with_parent)
     try:
-        server = ThreadingHTTPServer((host, port), partial(_QuietHandler, directory=str(root)))
-    except OSError as error:
-        raise ConfigError(f"cannot serve {root} on {host}:{port} ({error}); free the port or change it") from None
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, name="curate-serve", daemon=True)
-    thread.start()
-    try:
-        yield f"http://{host}:{server.server_port}"
+        _wait_until_listening(server, host, port)
+        yield f"http://{host}:{port}"
     finally:
-        server.shutdown()
-        server.server_close()
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def _wait_until_listening(server: subprocess.Popen, host: str, port: int, seconds: float = 15) -> None:
+    deadline = time.monotonic() + seconds
+    while not _port_in_use(host, port):
+        if server.poll() is not None or time.monotonic() > deadline:
+            raise ConfigError(f"the file server on {host}:{port} did not start")
+        time.sleep(0.05)

@@ -4,7 +4,6 @@ The counts add up: urls = downloaded + failed by reason."""
 from __future__ import annotations
 
 import io
-import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,6 +16,7 @@ from PIL import Image
 
 from curate import load_pipeline, run_pipeline
 from curate.config import ServeConfig
+from curate.io.serve import free_port
 from conftest import jpeg_bytes, output_files, png_bytes, write_pipeline
 
 SLOW_SECONDS = 3
@@ -81,12 +81,6 @@ def server():
     httpd.server_close()
 
 
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _url_list(tmp_path, base: str) -> tuple[list[str], dict[str, str]]:
     """A URL list; returns the urls and the expected drop reason per key (None: downloaded)."""
     expected = {f"good{i}": None for i in range(6)}
@@ -97,7 +91,7 @@ def _url_list(tmp_path, base: str) -> tuple[list[str], dict[str, str]]:
            "loop": ("/loop.jpg", "redirect_loop")}
     for key, (path, reason) in bad.items():
         urls[key], expected[key] = base + path, reason
-    urls["refused"], expected["refused"] = f"http://127.0.0.1:{_closed_port()}/x.jpg", "connection_refused"
+    urls["refused"], expected["refused"] = f"http://127.0.0.1:{free_port()}/x.jpg", "connection_refused"
     keys = sorted(urls)
     table = pa.table({"key": keys, "url": [urls[k] for k in keys],
                       "caption": [f"a picture called {k}" for k in keys], "site": ["test"] * len(keys)})
@@ -167,7 +161,7 @@ def test_a_served_folder_is_ingested_by_url(tmp_path):
     files.mkdir(parents=True)
     for index in range(4):
         (files / f"{index}.png").write_bytes(png_bytes(index))
-    port = _closed_port()
+    port = free_port()
     table = pa.table({"url": [f"http://127.0.0.1:{port}/{i}.png" for i in range(4)],
                       "caption": [f"a blue square number {i}" for i in range(4)]})
     pq.write_table(table, tmp_path / "site" / "urls.parquet")
