@@ -159,7 +159,7 @@ def bench_ingest(
     samples_per_shard: int = typer.Option(1000, min=1, help="pool and export shard size"),
 ) -> None:
     """Time ingest -> select -> export of a generated pool of small JPEGs on each executor."""
-    from curate.bench import bench_pipeline, default_workers, time_run
+    from curate.bench.ingest import bench_pipeline, default_workers, time_run
 
     pool = work_dir / f"pool-{n}"
     _build_synthetic(pool, n, 0, samples_per_shard=samples_per_shard)
@@ -176,6 +176,40 @@ def bench_ingest(
         table.add_row(result.executor, str(result.workers), f"{result.samples_per_second:,.0f}",
                       f"{result.per_core:,.0f}", f"{result.seconds:.1f}",
                       f"{result.driver_peak_mib:,.0f}", f"{result.tree_peak_mib:,.0f}")
+    console.print(table)
+
+
+@bench_app.command("download")
+def bench_download(
+    n: int = typer.Option(20_000, min=1, help="images to serve and download"),
+    workers: int = typer.Option(0, help="processes for img2dataset and Ray workers (0: all cores)"),
+    threads: int = typer.Option(32, min=1, help="download threads per process"),
+    work_dir: Path = typer.Option(Path("data/bench"), help="where the pool and outputs go"),
+) -> None:
+    """Serve a generated pool on 127.0.0.1 and download it with curate's URL stage and with
+    plain img2dataset on the same URL list; print samples/s of each and the ratio."""
+    from curate.bench.download import time_curate, time_img2dataset, write_url_list
+    from curate.io.serve import serve_folder
+
+    workers = workers or (os.cpu_count() or 1)
+    pool = work_dir / f"pool-folder-{n}"
+    _build_synthetic(pool, n, 0, fmt="folder")
+    url_list = work_dir / f"urls-{n}.parquet"
+    results = []
+    with serve_folder(pool) as base_url:
+        write_url_list(pool, base_url, url_list)
+        for processes in sorted({1, workers}):
+            results.append(time_img2dataset(url_list, work_dir / f"img2dataset-{n}-{processes}", processes, threads))
+        for kind in ("local", "ray"):
+            results.append(time_curate(url_list, work_dir / f"run-download-{kind}-{n}", kind, workers, threads))
+    table = Table(title=f"download {n:,} images from 127.0.0.1")
+    for column in ("tool", "processes", "downloaded", "seconds", "samples/s", "vs img2dataset"):
+        table.add_column(column, justify="right")
+    baseline = {r.processes: r.samples_per_second for r in results if r.tool == "img2dataset"}
+    for r in results:
+        ratio = r.samples_per_second / baseline[r.processes]
+        table.add_row(r.tool, str(r.processes), f"{r.downloaded:,}", f"{r.seconds:.1f}",
+                      f"{r.samples_per_second:,.0f}", f"{ratio:.2f}x")
     console.print(table)
 
 

@@ -4,48 +4,14 @@ on each executor, with samples/s and peak memory of the driver and of all its wo
 from __future__ import annotations
 
 import os
-import threading
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
-
+from curate.bench.memory import MemorySampler
 from curate.config import PipelineConfig
 from curate.pipeline import run_pipeline
-
-
-class MemorySampler:
-    """Polls resident memory of this process and of its process tree while running."""
-
-    def __init__(self, interval: float = 0.1):
-        self.interval = interval
-        self.driver_peak = 0
-        self.tree_peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-
-    def __enter__(self) -> "MemorySampler":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _poll(self) -> None:
-        me = psutil.Process()
-        while not self._stop.is_set():
-            driver = me.memory_info().rss
-            tree = driver
-            for child in me.children(recursive=True):
-                try:
-                    tree += child.memory_info().rss
-                except psutil.Error:
-                    pass
-            self.driver_peak = max(self.driver_peak, driver)
-            self.tree_peak = max(self.tree_peak, tree)
-            self._stop.wait(self.interval)
 
 
 @dataclass
@@ -87,8 +53,6 @@ def bench_pipeline(pool: Path, run_dir: Path, samples_per_shard: int) -> Pipelin
 
 def time_run(config: PipelineConfig, executor: str, workers: int) -> BenchResult:
     """Run the pipeline once from scratch and measure it."""
-    import shutil
-
     shutil.rmtree(config.run_dir, ignore_errors=True)
     with MemorySampler() as memory:
         started = time.perf_counter()

@@ -1,0 +1,1 @@
+"""Benchmarks behind `curate bench`: each times real runs and reports throughput and memory."""

@@ -1,0 +1,40 @@
+"""Peak resident memory of a process and its children, sampled while a benchmark runs."""
+
+from __future__ import annotations
+
+import threading
+
+import psutil
+
+
+class MemorySampler:
+    """Polls resident memory of this process and of its process tree while running."""
+
+    def __init__(self, interval: float = 0.1):
+        self.interval = interval
+        self.driver_peak = 0
+        self.tree_peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def __enter__(self) -> "MemorySampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _poll(self) -> None:
+        me = psutil.Process()
+        while not self._stop.is_set():
+            driver = me.memory_info().rss
+            tree = driver
+            for child in me.children(recursive=True):
+                try:
+                    tree += child.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.driver_peak = max(self.driver_peak, driver)
+            self.tree_peak = max(self.tree_peak, tree)
+            self._stop.wait(self.interval)

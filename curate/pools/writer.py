@@ -1,0 +1,170 @@
+"""The common pool writer: samples to WebDataset tars + Parquet ground truth + `_pool.json`.
+
+Layout of a pool (or evaluation set) folder OUT, with shards numbered 00000, 00001, ...:
+
+    OUT/{s:05d}.tar       <key>.<png|jpg>, <key>.txt (caption), <key>.json (ground truth + key + caption)
+    OUT/{s:05d}.parquet   one row per sample: key, caption, width, height, sha256, ground-truth columns
+    OUT/_pool.json        name, kind, n, shards, samples_per_shard, counts, ... (written last)
+
+Every file is written atomically; `_pool.json` is removed first and written last, so its
+presence marks a complete build. Output is a pure function of the samples given, in order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Iterator, Set
+from itertools import islice
+from pathlib import Path
+from typing import NamedTuple
+
+import pyarrow as pa
+
+from curate.io.tars import tar_bytes
+from curate.pools.images import image_size
+from curate.run import parquet_bytes, write_atomic
+
+IMAGE_EXTS = ("png", "jpg")
+BASE_COLUMNS = {"key": pa.string(), "caption": pa.string(), "width": pa.int32(), "height": pa.int32(),
+                "sha256": pa.string()}
+MANIFEST = "_pool.json"
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+_SHARD_FILE = re.compile(r"^\d{5}\.(tar|parquet)$")
+_MAX_KEY = 80  # "<key>.json" must fit USTAR's 100-byte member names
+
+
+class PoolSample(NamedTuple):
+    """One item of a pool: encoded image, caption and ground-truth columns."""
+
+    key: str
+    image: bytes
+    ext: str
+    caption: str
+    truth: dict
+
+
+def safe_key(path: str) -> str:
+    """A WebDataset key for a relative path: no dots or slashes ("animals/cat.png" -> "animals_cat").
+
+    Over-long keys are cut and suffixed with a hash of the whole path, so they stay distinct.
+    """
+    stem = path.rsplit(".", 1)[0] if "." in path.rsplit("/", 1)[-1] else path
+    key = _UNSAFE.sub("_", stem).strip("_") or "item"
+    if len(key) > _MAX_KEY:
+        key = f"{key[:_MAX_KEY - 9]}_{hashlib.sha256(path.encode()).hexdigest()[:8]}"
+    return key
+
+
+def image_sha256(sample: PoolSample) -> str:
+    """Hex sha256 of a sample's encoded image bytes."""
+    return hashlib.sha256(sample.image).hexdigest()
+
+
+def _check(sample: PoolSample, seen: set[str], columns: dict[str, pa.DataType]) -> None:
+    if not sample.key or _UNSAFE.search(sample.key) or len(sample.key) > _MAX_KEY:
+        raise ValueError(f"sample key {sample.key!r} is not a safe WebDataset key (letters, digits, _ and -)")
+    if sample.key in seen:
+        raise ValueError(f"sample key {sample.key!r} appears twice")
+    if sample.ext not in IMAGE_EXTS:
+        raise ValueError(f"sample {sample.key!r}: image extension must be one of {IMAGE_EXTS}, got {sample.ext!r}")
+    unknown = set(sample.truth) - set(columns)
+    if unknown:
+        raise ValueError(f"sample {sample.key!r} has ground truth {sorted(unknown)} the pool does not declare")
+    seen.add(sample.key)
+
+
+def _tar(samples: list[PoolSample]) -> bytes:
+    return tar_bytes([{"__key__": s.key, s.ext: s.image, "txt": s.caption,
+                       "json": json.dumps({**s.truth, "key": s.key, "caption": s.caption}, sort_keys=True)}
+                      for s in samples])
+
+
+def _table(samples: list[PoolSample], columns: dict[str, pa.DataType]) -> pa.Table:
+    sizes = [image_size(s.image) for s in samples]
+    data = {"key": [s.key for s in samples], "caption": [s.caption for s in samples],
+            "width": [w for w, _ in sizes], "height": [h for _, h in sizes],
+            "sha256": [image_sha256(s) for s in samples]}
+    data.update({name: [s.truth.get(name) for s in samples] for name in columns})
+    schema = pa.schema([*BASE_COLUMNS.items(), *columns.items()])
+    return pa.table(data, schema=schema)
+
+
+def _batches(samples: Iterable[PoolSample], size: int) -> Iterator[list[PoolSample]]:
+    iterator = iter(samples)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def remove_stale(folder: Path, keep: Set[str], pattern: re.Pattern = _SHARD_FILE) -> None:
+    """Delete files in `folder` named like `pattern` that are not in `keep` (left by an earlier build)."""
+    for path in folder.iterdir():
+        if pattern.match(path.name) and path.name not in keep and path.is_file():
+            path.unlink()
+
+
+def begin_build(out: Path) -> Path:
+    """Create `out` and remove its manifest, so an interrupted rebuild is never taken as complete."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MANIFEST).unlink(missing_ok=True)
+    return out
+
+
+def write_manifest(out: Path, manifest: dict) -> dict:
+    """Write `_pool.json` (sorted keys, so rebuilds give identical bytes) and return it."""
+    write_atomic(out / MANIFEST, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
+    return manifest
+
+
+def write_pool(samples: Iterable[PoolSample], out: Path, *, name: str, columns: dict[str, pa.DataType],
+               kind: str = "pool", samples_per_shard: int = 1000, exclude: Set[str] = frozenset(),
+               manifest: dict | None = None) -> dict:
+    """Write samples as shards of `samples_per_shard` and return the `_pool.json` dict.
+
+    `columns` declares the ground-truth columns (name -> Arrow type) of the Parquet files.
+    Samples whose image sha256 is in `exclude` (evaluation items) are refused and counted
+    in `refused_eval_items`. `manifest` adds entries to `_pool.json`; it is read after the
+    samples are consumed, so `counts` that a sample generator updates are up to date.
+    """
+    if kind not in ("pool", "eval") or samples_per_shard < 1:
+        raise ValueError(f"kind must be pool or eval and samples_per_shard >= 1; got {kind!r}, {samples_per_shard!r}")
+    out = begin_build(out)
+    seen: set[str] = set()
+    refused: list[str] = []
+    shards: list[str] = []
+    for batch in _batches(refuse(samples, exclude, refused), samples_per_shard):
+        for sample in batch:
+            _check(sample, seen, columns)
+        shard = f"{len(shards):05d}"
+        write_atomic(out / f"{shard}.tar", _tar(batch))
+        write_atomic(out / f"{shard}.parquet", parquet_bytes(_table(batch, columns)))
+        shards.append(shard)
+    remove_stale(out, {f"{s}.{ext}" for s in shards for ext in ("tar", "parquet")})
+    extra = dict(manifest or {})
+    counts = {"written": len(seen), "refused_eval_items": len(refused), **extra.pop("counts", {})}
+    return write_manifest(out, {
+        **extra, "name": name, "kind": kind, "n": len(seen), "shards": shards,
+        "samples_per_shard": samples_per_shard, "counts": counts,
+        "refused_eval_items": len(refused), "refused_keys": refused,
+    })
+
+
+def refuse(samples: Iterable[PoolSample], exclude: Set[str], refused: list[str]) -> Iterator[PoolSample]:
+    """The samples whose image sha256 is not in `exclude`; the keys of the others go to `refused`."""
+    for sample in samples:
+        if exclude and image_sha256(sample) in exclude:
+            refused.append(sample.key)
+        else:
+            yield sample
+
+
+def present(results: Iterable[PoolSample | None], counts: dict[str, int], reason: str) -> Iterator[PoolSample]:
+    """The samples that were made; each None (an item that could not be made) counts in counts[reason]."""
+    counts.setdefault(reason, 0)
+    for result in results:
+        if result is None:
+            counts[reason] += 1
+        else:
+            yield result
