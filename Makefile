@@ -3,10 +3,15 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-POOL   := data/pools/synthetic
-DEMO_N ?= 5000
+VENDOR := data/vendor
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup demo test bench clean
+# what the embedded real pools are built from (see docs/pools.md)
+OS_PACKAGES  := tuxpaint-stamps-default openclipart-png openclipart-svg iso-flags-png-320x240 \
+                iso-codes dataset-fashion-mnist libcairo2
+NPM_PACKAGES := emoji-datasource-google@16.0.0 openmoji@17.0.0
+
+.PHONY: setup os-packages vendor demo test bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -14,10 +19,25 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+os-packages:
+	@missing=$$(for p in $(OS_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing OS packages: $$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+$(VENDOR)/.done:
+	@command -v npm >/dev/null || { echo "npm is needed to fetch $(NPM_PACKAGES): apt-get install npm" >&2; exit 1; }
+	mkdir -p $(VENDOR)
+	cd $(VENDOR) && npm pack --silent $(NPM_PACKAGES)
+	touch $@
+
+vendor: $(VENDOR)/.done
+
+setup: $(STAMP) os-packages vendor
 
 demo: setup
-	$(BIN)/curate pools build synthetic --n $(DEMO_N) --out $(POOL)
+	$(BIN)/curate pools build web --out data/pools/web
 	$(BIN)/curate run pipelines/quickstart.yaml
 
 test: setup
@@ -27,6 +47,7 @@ test: setup
 
 bench: setup
 	$(BIN)/curate bench ingest --n 100000
+	$(BIN)/curate bench download --n 20000
 
 clean:
 	rm -rf $(VENV) runs data *.egg-info
