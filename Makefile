@@ -11,7 +11,7 @@ OS_PACKAGES  := tuxpaint-stamps-default openclipart-png openclipart-svg iso-flag
                 iso-codes dataset-fashion-mnist libcairo2
 NPM_PACKAGES := emoji-datasource-google@16.0.0 openmoji@17.0.0
 
-.PHONY: setup os-packages vendor demo test bench clean
+.PHONY: setup os-packages vendor demo eval-sets test bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ demo: setup
 	$(BIN)/curate pools build web --out data/pools/web
 	$(BIN)/curate run pipelines/quickstart.yaml
 
+eval-sets: setup
+	for s in fashion-mnist-test mnist-5k flags-eval tuxpaint-retrieval; do \
+		$(BIN)/curate pools build $$s --out data/eval/$$s || exit 1; done
+
 test: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; \
@@ -49,5 +53,5 @@ bench: setup
 	$(BIN)/curate bench ingest --n 100000
 	$(BIN)/curate bench download --n 20000
 
-clean:
-	rm -rf $(VENV) runs data *.egg-info
+clean:  # keeps data/vendor: fetching it again needs the npm registry
+	rm -rf $(VENV) runs data/pools data/eval data/bench *.egg-info

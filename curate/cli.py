@@ -113,41 +113,63 @@ def scan(
 
 @pools_app.command("build")
 def pools_build(
-    name: str = typer.Argument(..., help="pool to build: synthetic"),
+    name: str = typer.Argument(..., help="a pool or evaluation set (see `curate pools list`)"),
     out: Path = typer.Option(..., help="output folder"),
-    n: int = typer.Option(10_000, min=1, help="number of samples"),
-    samples_per_shard: int = typer.Option(1000, min=1, help="samples per shard"),
-    seed: int = typer.Option(0, help="random seed (same seed, same bytes)"),
-    image_size: int = typer.Option(64, min=8, help="image side in pixels"),
-    duplicate_fraction: float = typer.Option(0.05, help="share of planted exact duplicates"),
-    junk_fraction: float = typer.Option(0.05, help="share of junk captions"),
-    fmt: str = typer.Option("webdataset", "--format", help="webdataset, parquet or folder"),
+    limit: Optional[int] = typer.Option(None, min=0, help="at most this many items (quick tries, tests)"),
+    samples_per_shard: Optional[int] = typer.Option(None, min=1, help="samples per shard (default 1000)"),
+    n: Optional[int] = typer.Option(None, min=1, help="synthetic: number of samples (required)"),
+    seed: Optional[int] = typer.Option(None, help="synthetic, fashion-mnist: random seed"),
+    noise: Optional[float] = typer.Option(None, help="fashion-mnist: share of corrupted captions"),
+    base_url: Optional[str] = typer.Option(None, help="web: where the files will be served"),
+    image_size: Optional[int] = typer.Option(None, min=8, help="synthetic: image side in pixels"),
+    duplicate_fraction: Optional[float] = typer.Option(None, help="synthetic: share of planted duplicates"),
+    junk_fraction: Optional[float] = typer.Option(None, help="synthetic: share of junk captions"),
+    fmt: Optional[str] = typer.Option(None, "--format", help="synthetic: webdataset, parquet or folder"),
     workers: int = typer.Option(0, help="processes (0: all cores)"),
+    force: bool = typer.Option(False, "--force", help="build again even if DIR holds this pool"),
 ) -> None:
-    """Build a pool. synthetic: procedural images with captions, planted duplicates and junk
-    captions whose ground truth is recorded (is_junk, duplicate_of)."""
-    if name != "synthetic":
-        _fail(CurateError(f"unknown pool {name!r}; available: synthetic"))
-    _build_synthetic(out, n, workers, samples_per_shard=samples_per_shard, seed=seed,
-                     image_size=image_size, duplicate_fraction=duplicate_fraction,
-                     junk_fraction=junk_fraction, fmt=fmt)
+    """Build a pool or an evaluation set from packages installed here (nothing is downloaded).
+    A pool never holds an evaluation item; a rebuild with the same options is skipped."""
+    given = dict(limit=limit, samples_per_shard=samples_per_shard, n=n, seed=seed, noise=noise,
+                 base_url=base_url, image_size=image_size, duplicate_fraction=duplicate_fraction,
+                 junk_fraction=junk_fraction, fmt=fmt)
+    _build_pool(name, out, workers, force, **{k: v for k, v in given.items() if v is not None})
 
 
-def _build_synthetic(out: Path, n: int, workers: int, **settings) -> None:
-    """Build a synthetic pool with a progress bar, unless it is already built."""
+@pools_app.command("list")
+def pools_list() -> None:
+    """The pools and evaluation sets `curate pools build` knows."""
+    from curate.pools import EVAL_SETS, POOLS, builder
+
+    table = Table(title="pools and evaluation sets")
+    for column in ("name", "kind", "what"):
+        table.add_column(column)
+    for name in [*POOLS, *EVAL_SETS]:
+        summary = (builder(name).__doc__ or "").strip().splitlines()[0]
+        table.add_row(name, "pool" if name in POOLS else "evaluation", summary)
+    console.print(table)
+
+
+def _build_pool(name: str, out: Path, workers: int, force: bool = False, **settings) -> dict:
+    """Build (or find already built) a pool, with a progress bar where the builder reports one."""
     from rich.progress import Progress as RichProgress
 
-    from curate.pools.synthetic import ensure_synthetic_pool
+    from curate.pools import build, ensure, options
 
+    settings["workers"] = workers or (os.cpu_count() or 1)
     try:
         with RichProgress(console=Console(stderr=True), transient=True) as bars:
-            task = bars.add_task(f"building {out}", total=n)
-            info, built = ensure_synthetic_pool(out, n, workers=workers or (os.cpu_count() or 1),
-                                                progress=lambda k: bars.advance(task, k), **settings)
-    except ValueError as error:
+            if "progress" in options(name):
+                task = bars.add_task(f"building {name}", total=settings.get("n"))
+                settings["progress"] = lambda k: bars.advance(task, k)
+            info, built = (build(name, out, **settings), True) if force else ensure(name, out, **settings)
+    except CurateError as error:
         _fail(error)
-    state = "wrote" if built else "already built:"
-    console.print(f"{state} {info['n']:,} samples in {len(info['shards'])} shards in {out}")
+    refused = info.get("refused_eval_items")
+    state = "built" if built else "already built:"
+    console.print(f"{state} {name}: {info['n']:,} samples in {len(info['shards'])} shards in {out}"
+                  + (f" ({refused} evaluation items refused)" if refused else ""))
+    return info
 
 
 @bench_app.command("ingest")
@@ -162,7 +184,7 @@ def bench_ingest(
     from curate.bench.ingest import bench_pipeline, default_workers, time_run
 
     pool = work_dir / f"pool-{n}"
-    _build_synthetic(pool, n, 0, samples_per_shard=samples_per_shard)
+    _build_pool("synthetic", pool, 0, n=n, samples_per_shard=samples_per_shard)
     table = Table(title=f"ingest -> select -> export, {n:,} JPEGs 64x64")
     for column in ("executor", "workers", "samples/s", "samples/s/core", "seconds",
                    "driver peak MiB", "driver+workers peak MiB"):
@@ -193,7 +215,7 @@ def bench_download(
 
     workers = workers or (os.cpu_count() or 1)
     pool = work_dir / f"pool-folder-{n}"
-    _build_synthetic(pool, n, 0, fmt="folder")
+    _build_pool("synthetic", pool, 0, n=n, fmt="folder")
     url_list = work_dir / f"urls-{n}.parquet"
     results = []
     with serve_folder(pool) as base_url:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from curate.pools.guard import eval_guard
+from curate.pools.guard import write_guarded_pool
 from curate.pools.images import png_from_array
 from curate.pools.parallel import ordered_map
 from curate.pools.sources import FASHION_MNIST, apt_path
@@ -96,15 +96,16 @@ def pool_samples(*, limit: int | None = None, workers: int = 1, noise: float = 0
     return ordered_map(_encode, items, workers, chunksize=500)
 
 
-def test_inputs() -> list[Path]:
+def eval_inputs() -> list[Path]:
     """The files the test set is read from (for the guard's cache key)."""
     return [_idx_path("test", "images"), _idx_path("test", "labels")]
 
 
-def test_samples(*, limit: int | None = None, workers: int = 1) -> Iterator[PoolSample]:
+def eval_samples(*, limit: int | None = None, workers: int = 1) -> Iterator[PoolSample]:
     """The test images, caption = label name, by index."""
     images, labels = _split("test")
-    items = [(f"test_{i:05d}", images[i], CLASSNAMES[label], {"label": label, "label_name": CLASSNAMES[label], "index": i})
+    items = [(f"test_{i:05d}", images[i], CLASSNAMES[label],
+              {"label": label, "label_name": CLASSNAMES[label], "index": i})
              for i, label in enumerate(labels[:limit].tolist())]
     return ordered_map(_encode, items, workers, chunksize=500)
 
@@ -114,19 +115,17 @@ def build_fashion_mnist(out: Path, *, limit: int | None = None, workers: int = 1
     """The pool of the 60,000 training images; `noise` in [0, 1] corrupts that fraction of captions."""
     if not 0.0 <= noise <= 1.0:
         raise ValueError(f"noise must be in [0, 1], got {noise!r}")
-    guard = eval_guard()
     samples = pool_samples(limit=limit, workers=workers, noise=noise, seed=seed)
-    return write_pool(samples, out, name="fashion-mnist", columns=POOL_COLUMNS, samples_per_shard=samples_per_shard,
-                      exclude=guard.hashes,
-                      manifest={"noise": noise, "seed": seed, "templates": list(TEMPLATES),
-                                "source": {"package": PACKAGE, "path": str(FASHION_MNIST)},
-                                "eval_guard": guard.summary()})
+    return write_guarded_pool(samples, out, name="fashion-mnist", columns=POOL_COLUMNS,
+                              samples_per_shard=samples_per_shard,
+                              manifest={"noise": noise, "seed": seed, "templates": list(TEMPLATES),
+                                        "source": {"package": PACKAGE, "path": str(FASHION_MNIST)}})
 
 
 def build_fashion_mnist_test(out: Path, *, limit: int | None = None, workers: int = 1,
                              samples_per_shard: int = 1000) -> dict:
     """The 10,000 test images as a zero-shot classification set."""
-    return write_pool(test_samples(limit=limit, workers=workers), out, name="fashion-mnist-test", kind="eval",
+    return write_pool(eval_samples(limit=limit, workers=workers), out, name="fashion-mnist-test", kind="eval",
                       columns=COLUMNS, samples_per_shard=samples_per_shard,
                       manifest={"task": "classification", "classnames": list(CLASSNAMES),
                                 "source": {"package": PACKAGE, "path": str(FASHION_MNIST)}})

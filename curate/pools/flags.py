@@ -8,8 +8,9 @@ a caption for them would have to be invented.
 
 Split rule: a country belongs to `flags-eval` when the first byte of sha256 of its upper-case
 alpha-2 code (e.g. "FR") is below 77, about 30% of the countries; the others form the pool.
-A few flags are byte-identical under two codes (e.g. Norway and Svalbard); when one is held
-out, the contamination guard refuses the other from the pool as well.
+Some flags are byte-identical under several codes (FR, GF, GP, TF, WF; BL, NC, PM, RE, YT;
+US, UM; VG, VI). With this rule each such group lies wholly in the pool; were one member held
+out, the contamination guard would refuse the others from the pool.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from curate.pools.guard import eval_guard
+from curate.pools.guard import write_guarded_pool
 from curate.pools.sources import ISO_3166, ISO_FLAGS, apt_path
 from curate.pools.writer import PoolSample, write_pool
 
@@ -96,10 +97,8 @@ def _manifest_extra() -> dict:
 
 def build_flags(out: Path, *, limit: int | None = None, workers: int = 1, samples_per_shard: int = 1000) -> dict:
     """The pool of flags not held out, caption "the flag of <name>"."""
-    guard = eval_guard()
-    return write_pool(pool_samples(limit=limit), out, name="flags", columns=COLUMNS,
-                      samples_per_shard=samples_per_shard, exclude=guard.hashes,
-                      manifest={**_manifest_extra(), "eval_guard": guard.summary()})
+    return write_guarded_pool(pool_samples(limit=limit), out, name="flags", columns=COLUMNS,
+                              samples_per_shard=samples_per_shard, manifest=_manifest_extra())
 
 
 def build_flags_eval(out: Path, *, limit: int | None = None, workers: int = 1, samples_per_shard: int = 1000) -> dict:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from curate.pools.sources import MissingPackageError
-from curate.pools.writer import PoolSample, refuse
+from curate.pools.writer import PoolSample, refuse, write_pool
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ def _eval_sources() -> dict[str, tuple[Callable[[], list[Path]], Callable[[], It
     from curate.pools import fashion_mnist, flags, mnist, tuxpaint
 
     return {
-        "fashion-mnist-test": (fashion_mnist.test_inputs, fashion_mnist.test_samples),
+        "fashion-mnist-test": (fashion_mnist.eval_inputs, fashion_mnist.eval_samples),
         "flags-eval": (flags.eval_inputs, flags.eval_samples),
         "mnist-5k": (mnist.eval_inputs, mnist.eval_samples),
         "tuxpaint-retrieval": (tuxpaint.eval_inputs, tuxpaint.eval_samples),
@@ -51,7 +51,8 @@ def _fingerprint(paths: list[Path]) -> tuple:
     return tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in paths)
 
 
-def _hashes(name: str, inputs: Callable[[], list[Path]], samples: Callable[[], Iterable[PoolSample]]) -> frozenset[str]:
+def _hashes(name: str, inputs: Callable[[], list[Path]],
+            samples: Callable[[], Iterable[PoolSample]]) -> frozenset[str]:
     key = (name, _fingerprint(inputs()))
     if key not in _CACHE:
         _CACHE[key] = frozenset(hashlib.sha256(s.image).hexdigest() for s in samples())
@@ -77,3 +78,15 @@ def refuse_eval_items(samples: Iterable[PoolSample], refused: list[str],
                       guard: EvalGuard | None = None) -> Iterator[PoolSample]:
     """The samples that are not evaluation items; the keys of those that are go to `refused`."""
     return refuse(samples, (guard or eval_guard()).hashes, refused)
+
+
+def write_guarded_pool(samples: Iterable[PoolSample], out: Path, *, name: str, columns: dict,
+                       samples_per_shard: int, manifest: dict) -> dict:
+    """`write_pool` for a pool: evaluation items are refused and the guard is recorded in `_pool.json`.
+
+    Call it after the samples' sources are located, so a missing package fails before the
+    guard spends time hashing evaluation sets.
+    """
+    guard = eval_guard()
+    return write_pool(samples, out, name=name, columns=columns, samples_per_shard=samples_per_shard,
+                      exclude=guard.hashes, manifest={**manifest, "eval_guard": guard.summary()})

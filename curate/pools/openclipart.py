@@ -18,11 +18,11 @@ import pyarrow as pa
 from defusedxml import ElementTree
 from defusedxml.common import DefusedXmlException
 
-from curate.pools.guard import eval_guard
+from curate.pools.guard import write_guarded_pool
 from curate.pools.images import inline_entities
 from curate.pools.parallel import ordered_map
 from curate.pools.sources import OPENCLIPART, apt_path
-from curate.pools.writer import PoolSample, safe_key, write_pool
+from curate.pools.writer import PoolSample, safe_key
 
 RDF = "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}"
 CC = "{http://web.resource.org/cc/}"
@@ -85,10 +85,10 @@ def pool_samples(*, limit: int | None = None, workers: int = 1, counts: dict | N
     return ordered_map(clipart_sample, list_pngs()[:limit], workers, chunksize=64)
 
 
-def build_openclipart(out: Path, *, limit: int | None = None, workers: int = 1, samples_per_shard: int = 1000) -> dict:
+def build_openclipart(out: Path, *, limit: int | None = None, workers: int = 1,
+                      samples_per_shard: int = 1000) -> dict:
     """The noisy pool: caption = SVG title; description, keywords and duplicate links as columns."""
-    guard = eval_guard()
-    return write_pool(pool_samples(limit=limit, workers=workers), out, name="openclipart", columns=COLUMNS,
-                      samples_per_shard=samples_per_shard, exclude=guard.hashes,
-                      manifest={"source": {"package": "openclipart-png, openclipart-svg", "path": str(OPENCLIPART)},
-                                "eval_guard": guard.summary()})
+    samples = pool_samples(limit=limit, workers=workers)
+    return write_guarded_pool(samples, out, name="openclipart", columns=COLUMNS, samples_per_shard=samples_per_shard,
+                              manifest={"source": {"package": "openclipart-png, openclipart-svg",
+                                                   "path": str(OPENCLIPART)}})

@@ -13,7 +13,6 @@ import json
 import math
 import multiprocessing
 import re
-import shutil
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -323,7 +322,9 @@ def build_synthetic_pool(out: Path, n: int, *, samples_per_shard: int = 1000, se
                          image_size: int = 64, duplicate_fraction: float = 0.05,
                          junk_fraction: float = 0.05, fmt: str = "webdataset",
                          workers: int = 1, progress: Callable[[int], None] | None = None) -> dict:
-    """Write a synthetic pool of ``n`` samples to ``out`` and return its ``_pool.json`` dict.
+    """Procedural shapes with captions, planted duplicates and junk captions; ``n`` samples.
+
+    Writes the pool to ``out`` and returns its ``_pool.json`` dict.
 
     Layout per shard ``sssss``: ``sssss.tar`` (webdataset), ``sssss/`` (folder) and
     always ``sssss.parquet`` with the ground truth (plus ``image`` bytes for fmt="parquet").
@@ -349,25 +350,3 @@ def build_synthetic_pool(out: Path, n: int, *, samples_per_shard: int = 1000, se
     write_atomic(out / "_pool.json", (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode("utf-8"))
     return meta
 
-
-def ensure_synthetic_pool(out: Path, n: int, *, workers: int = 1,
-                          progress: Callable[[int], None] | None = None, **settings) -> tuple[dict, bool]:
-    """(manifest, built): build the pool unless `out` already holds one with these settings.
-
-    A pool built earlier with other settings is removed first, so no stale shard survives.
-    """
-    out = Path(out)
-    wanted = {"n": n, "samples_per_shard": 1000, "seed": 0, "image_size": 64,
-              "duplicate_fraction": 0.05, "junk_fraction": 0.05, "format": "webdataset"}
-    wanted.update({("format" if k == "fmt" else k): v for k, v in settings.items()})
-    try:
-        manifest = json.loads((out / "_pool.json").read_text())
-    except (OSError, ValueError):
-        manifest = None
-    if manifest is not None:
-        if all(manifest.get(k) == v for k, v in wanted.items()):
-            return manifest, False
-        shutil.rmtree(out)
-    built = build_synthetic_pool(out, n, fmt=wanted.pop("format"), workers=workers, progress=progress,
-                                 **{k: v for k, v in wanted.items() if k != "n"})
-    return built, True

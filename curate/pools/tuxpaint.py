@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import pyarrow as pa
 
-from curate.pools.guard import eval_guard
+from curate.pools.guard import write_guarded_pool
 from curate.pools.images import render_svg
 from curate.pools.parallel import ordered_map
 from curate.pools.sources import TUXPAINT_STAMPS, apt_path
@@ -65,7 +65,8 @@ def is_retrieval(stem: str) -> bool:
 
 def caption_of(text: str) -> str:
     """The English description: the first non-empty line that is not a translation."""
-    return next((line.strip() for line in text.splitlines() if line.strip() and not _TRANSLATION.match(line)), "")
+    lines = (line.strip() for line in text.splitlines())
+    return next((line for line in lines if line and not _TRANSLATION.match(line)), "")
 
 
 def stamp_sample(stamp: Stamp) -> PoolSample | None:
@@ -112,10 +113,8 @@ def build_tuxpaint(out: Path, *, limit: int | None = None, workers: int = 1, sam
     """The trusted pool: stamps not held out, caption = first line of the description."""
     counts: dict[str, int] = {}
     samples = pool_samples(limit=limit, workers=workers, counts=counts)
-    guard = eval_guard()
-    return write_pool(samples, out, name="tuxpaint", columns=COLUMNS, samples_per_shard=samples_per_shard,
-                      exclude=guard.hashes,
-                      manifest={"counts": counts, "source": _source(), "eval_guard": guard.summary()})
+    return write_guarded_pool(samples, out, name="tuxpaint", columns=COLUMNS, samples_per_shard=samples_per_shard,
+                              manifest={"counts": counts, "source": _source()})
 
 
 def build_tuxpaint_retrieval(out: Path, *, limit: int | None = None, workers: int = 1,

@@ -48,11 +48,12 @@ class PoolSample(NamedTuple):
 def safe_key(path: str) -> str:
     """A WebDataset key for a relative path: no dots or slashes ("animals/cat.png" -> "animals_cat").
 
-    Over-long keys are cut and suffixed with a hash of the whole path, so they stay distinct.
+    A path whose stem has other characters than letters, digits, "_", "-" and "/", or that is
+    over-long, gets a suffix of its hash, so that "viewmag+.png" and "viewmag.png" stay distinct.
     """
     stem = path.rsplit(".", 1)[0] if "." in path.rsplit("/", 1)[-1] else path
-    key = _UNSAFE.sub("_", stem).strip("_") or "item"
-    if len(key) > _MAX_KEY:
+    key = _UNSAFE.sub("_", stem.replace("/", "_")).strip("_") or "item"
+    if _UNSAFE.search(stem.replace("/", "_")) or len(key) > _MAX_KEY - 9:
         key = f"{key[:_MAX_KEY - 9]}_{hashlib.sha256(path.encode()).hexdigest()[:8]}"
     return key
 
@@ -128,8 +129,10 @@ def write_pool(samples: Iterable[PoolSample], out: Path, *, name: str, columns: 
     in `refused_eval_items`. `manifest` adds entries to `_pool.json`; it is read after the
     samples are consumed, so `counts` that a sample generator updates are up to date.
     """
-    if kind not in ("pool", "eval") or samples_per_shard < 1:
-        raise ValueError(f"kind must be pool or eval and samples_per_shard >= 1; got {kind!r}, {samples_per_shard!r}")
+    if kind not in ("pool", "eval") or (kind == "eval" and exclude):
+        raise ValueError(f"kind must be pool or eval (which refuses nothing), got {kind!r}")
+    if not isinstance(samples_per_shard, int) or samples_per_shard < 1:
+        raise ValueError(f"samples_per_shard must be an integer >= 1, got {samples_per_shard!r}")
     out = begin_build(out)
     seen: set[str] = set()
     refused: list[str] = []
@@ -143,12 +146,12 @@ def write_pool(samples: Iterable[PoolSample], out: Path, *, name: str, columns: 
         shards.append(shard)
     remove_stale(out, {f"{s}.{ext}" for s in shards for ext in ("tar", "parquet")})
     extra = dict(manifest or {})
-    counts = {"written": len(seen), "refused_eval_items": len(refused), **extra.pop("counts", {})}
-    return write_manifest(out, {
-        **extra, "name": name, "kind": kind, "n": len(seen), "shards": shards,
-        "samples_per_shard": samples_per_shard, "counts": counts,
-        "refused_eval_items": len(refused), "refused_keys": refused,
-    })
+    counts = {"written": len(seen), **extra.pop("counts", {})}
+    if kind == "pool":
+        counts["refused_eval_items"] = len(refused)
+        extra.update(refused_eval_items=len(refused), refused_keys=refused)
+    return write_manifest(out, {**extra, "name": name, "kind": kind, "n": len(seen), "shards": shards,
+                                "samples_per_shard": samples_per_shard, "counts": counts})
 
 
 def refuse(samples: Iterable[PoolSample], exclude: Set[str], refused: list[str]) -> Iterator[PoolSample]:
