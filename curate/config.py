@@ -25,11 +25,12 @@ class ExecutorConfig(BaseModel):
 
 
 class ServeConfig(BaseModel):
-    """A folder served on 127.0.0.1:port while the run lasts (for pools ingested by URL)."""
+    """A folder served on 127.0.0.1:port while the run lasts (for pools ingested by URL). The
+    port must be the one the pool's URL lists point at."""
 
     model_config = ConfigDict(extra="forbid")
     root: Path
-    port: int = Field(8765, ge=0, le=65535)
+    port: int = Field(8765, ge=1, le=65535)
 
 
 class StageEntry(BaseModel):

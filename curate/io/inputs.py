@@ -80,14 +80,16 @@ def expand_inputs(patterns: list[str], dataset: str | None = None, want_dir: boo
 
 
 def shard_names(names: list[str]) -> list[str]:
-    """Shard ids: the inputs' stems when those are distinct, else their whole names made plain."""
+    """Shard ids: the inputs' stems when those are distinct, else their names without the
+    extension, else their whole names, made plain."""
     stems = [posixpath.basename(name).split(".")[0] for name in names]
     if len(set(stems)) == len(stems) and all(_SAFE_SHARD.match(s) for s in stems):
         return stems
-    plain = [re.sub(r"[^A-Za-z0-9_.-]+", "_", name.rsplit(".", 1)[0]) for name in names]
-    if len(set(plain)) != len(plain):
-        raise InputError(f"cannot give distinct shard ids to inputs {names}; rename the files")
-    return plain
+    for candidate in ([name.rsplit(".", 1)[0] for name in names], names):
+        plain = [re.sub(r"[^A-Za-z0-9_.-]+", "_", name) for name in candidate]
+        if len(set(plain)) == len(plain):
+            return plain
+    raise InputError(f"cannot give distinct shard ids to inputs {names}; rename the files")
 
 
 def numbered(count: int) -> list[str]:

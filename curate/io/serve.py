@@ -49,7 +49,8 @@ def serve_folder(root: Path, port: int = 0, host: str = "127.0.0.1") -> Iterator
         raise ConfigError(f"serve.root {root} is not a folder; build the pool first (curate pools build)")
     port = port or free_port(host)
     if _port_in_use(host, port):
-        raise ConfigError(f"cannot serve {root}: {host}:{port} is in use; free the port or change serve.port")
+        raise ConfigError(f"cannot serve {root}: {host}:{port} is in use; free the port (a pool's URL lists "
+                          f"name it: to use another, rebuild the pool with --base-url and set serve.port)")
     command = [sys.executable, "-m", "http.server", str(port), "--bind", host, "--directory", str(root)]
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               preexec_fn=_die_with_parent)

@@ -73,24 +73,58 @@ class IngestTable(FileSource):
                           meta=meta, check=p.check_images)
 
 
-def read_table(url: str, caption_column: str, text_columns: tuple[str | None, ...]) -> pa.Table:
-    """Read a .parquet, .csv or .jsonl file. In CSV, captions stay bytes (so bad UTF-8 can be
-    reported) and keys, URLs and paths stay strings (a key 007 is not the number 7)."""
+def read_table(url: str, caption_column: str, text_columns: tuple[str | None, ...],
+               rows: tuple[int, int] | None = None) -> pa.Table:
+    """Read a .parquet, .csv or .jsonl file (only rows [start, stop) when `rows` is given; a
+    Parquet file then reads only the row groups that hold them). Captions come back as bytes,
+    so bad UTF-8 is reported per row, and CSV keys, URLs and paths stay strings (a key 007 is
+    not the number 7)."""
     suffix = url.rsplit(".", 1)[-1].lower()
+    if suffix not in ("parquet", "csv", "tsv", "jsonl", "json"):
+        raise ConfigError(f"{url}: unknown table format .{suffix}; use .parquet, .csv, .tsv or .jsonl")
     try:
         with fsspec.open(url, "rb") as handle:
             if suffix == "parquet":
-                return pq.read_table(handle)
-            if suffix in ("csv", "tsv"):
-                types = {column: pa.string() for column in text_columns if column}
-                options = pacsv.ConvertOptions(column_types={**types, caption_column: pa.binary()})
-                parse = pacsv.ParseOptions(delimiter="\t" if suffix == "tsv" else ",", newlines_in_values=True)
-                return pacsv.read_csv(handle, parse_options=parse, convert_options=options)
-            if suffix in ("jsonl", "json"):
-                return pajson.read_json(handle)
+                table = _read_parquet_rows(handle, rows)
+            else:
+                table = _read_text_table(handle, suffix, caption_column, text_columns)
+                table = table.slice(rows[0], rows[1] - rows[0]) if rows else table
     except (pa.ArrowException, OSError) as error:
         raise InputError(f"cannot read table {url}: {error}") from None
-    raise ConfigError(f"{url}: unknown table format .{suffix}; use .parquet, .csv, .tsv or .jsonl")
+    return _captions_as_bytes(table, caption_column)
+
+
+def _read_parquet_rows(handle, rows: tuple[int, int] | None) -> pa.Table:
+    parquet = pq.ParquetFile(handle)
+    if rows is None:
+        return parquet.read()
+    sizes = [parquet.metadata.row_group(i).num_rows for i in range(parquet.num_row_groups)]
+    starts = [sum(sizes[:i]) for i in range(len(sizes))]
+    groups = [i for i, (first, n) in enumerate(zip(starts, sizes)) if first < rows[1] and first + n > rows[0]]
+    if not groups:
+        return parquet.schema_arrow.empty_table()
+    table = parquet.read_row_groups(groups)
+    return table.slice(rows[0] - starts[groups[0]], rows[1] - rows[0])
+
+
+def _read_text_table(handle, suffix: str, caption_column: str, text_columns) -> pa.Table:
+    if suffix in ("jsonl", "json"):
+        return pajson.read_json(handle)
+    types = {column: pa.string() for column in text_columns if column}
+    options = pacsv.ConvertOptions(column_types={**types, caption_column: pa.binary()})
+    parse = pacsv.ParseOptions(delimiter="\t" if suffix == "tsv" else ",", newlines_in_values=True)
+    return pacsv.read_csv(handle, parse_options=parse, convert_options=options)
+
+
+def _captions_as_bytes(table: pa.Table, caption_column: str) -> pa.Table:
+    """Arrow does not validate UTF-8 in files it reads: decoding captions is left to each row."""
+    if caption_column not in table.column_names:
+        return table
+    index = table.column_names.index(caption_column)
+    column = table.column(index)
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        table = table.set_column(index, caption_column, column.cast(pa.binary()))
+    return table
 
 
 def _resolve(table_url: str, path: str) -> str:

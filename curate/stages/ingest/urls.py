@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Iterator, Literal
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import Field
 
-from curate.io.inputs import expand_inputs
+from curate.errors import InputError
+from curate.io.inputs import expand_inputs, shard_names
 from curate.io.samples import sample_row
 from curate.stage import ShardSpec, SourceStage, register
 from curate.stages.ingest.common import IngestParams
@@ -22,7 +24,7 @@ from curate.stages.ingest.table import read_table
 
 _ROW = "curate_row"  # carried through img2dataset to match its results to our rows
 _REASONS = (  # (pattern in img2dataset's message, drop reason); the first match wins
-    (r"redirect", "redirect_loop"), (r"HTTP Error (\d+)", "http_{0}"), (r"timed out", "timeout"),
+    (r"not an http\(s\) URL", "unsupported_url_scheme"), (r"redirect", "redirect_loop"), (r"HTTP Error (\d+)", "http_{0}"), (r"timed out", "timeout"),
     (r"Connection refused", "connection_refused"), (r"Name or service not known", "unknown_host"),
     (r"Image decoding error", "not_an_image"), (r"image too small", "image_too_small"),
     (r"image area too large", "image_area_too_large"), (r"aspect ratio too large", "aspect_ratio_too_large"),
@@ -58,26 +60,49 @@ class IngestUrls(SourceStage):
 
     def list_shards(self) -> list[ShardSpec]:
         """Each list file in chunks of urls_per_shard rows, named <file stem>-<chunk>."""
+        listings = expand_inputs(self.params.inputs, self.params.dataset)
         specs, size = [], self.params.urls_per_shard
-        for listing in expand_inputs(self.params.inputs, self.params.dataset):
-            rows = self._read(listing.url).num_rows
-            stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", listing.name.rsplit(".", 1)[0])
+        for listing, stem in zip(listings, shard_names([f.name for f in listings])):
+            rows = self._check_list(listing.url)
             for chunk, start in enumerate(range(0, max(rows, 1), size)):
                 specs.append(ShardSpec(f"{stem}-{chunk:05d}", (listing.url, listing.name, start, start + size),
                                        listing.fingerprint))
         return specs
 
-    def _read(self, url: str) -> pa.Table:
+    def _check_list(self, url: str) -> int:
+        """A URL list must have its url and caption columns and unique keys; returns its length."""
         p = self.params
-        return read_table(url, p.caption_column, (p.key_column, p.url_column))
+        table = self._read(url)
+        for column in (p.url_column, p.caption_column):
+            if column not in table.column_names:
+                raise InputError(f"URL list {url} has no column {column!r} (it has {table.column_names}); "
+                                 f"set url_column / caption_column")
+        if p.key_column in table.column_names:
+            keys = table.column(p.key_column).cast(pa.string())
+            if pc.count_distinct(keys).as_py() != len(keys):
+                twice = [c["values"] for c in pc.value_counts(keys).to_pylist() if c["counts"] > 1][:3]
+                raise InputError(f"URL list {url} repeats keys {twice}; keys must be unique")
+        return table.num_rows
+
+    def _read(self, url: str, rows: tuple[int, int] | None = None) -> pa.Table:
+        p = self.params
+        return read_table(url, p.caption_column, (p.key_column, p.url_column), rows)
 
     def read_shard(self, spec: ShardSpec, warnings: list[str]) -> Iterator[dict]:
-        """Download the shard's URLs; one row per URL, in list order."""
+        """Download the shard's URLs; one row per URL, in list order.
+
+        A shard where every URL was refused is not committed: the server was down, and a rerun
+        once it is up should download it rather than reuse the failures.
+        """
         url, source, start, stop = spec.location
-        rows = self._read(url).slice(start, stop - start).to_pylist()
-        results = self._download([row.get(self.params.url_column) for row in rows])
-        for offset, row in enumerate(rows):
-            yield self._row(source, start + offset, row, results.get(offset))
+        rows = self._read(url, (start, stop)).to_pylist()
+        links = [row.get(self.params.url_column) for row in rows]
+        results = self._download([link if _fetchable(link) else "" for link in links])
+        samples = [self._row(source, start + offset, row, results.get(offset)) for offset, row in enumerate(rows)]
+        if samples and all(sample["drop_reason"] == "connection_refused" for sample in samples):
+            raise InputError(f"every URL of shard {spec.shard} was refused (e.g. {links[0]}): is the "
+                             f"server up? Nothing was committed; run again once it answers")
+        yield from samples
 
     def _download(self, urls: list[str | None]) -> dict[int, dict]:
         """img2dataset's downloader over one shard: row offset -> its result row."""
@@ -113,6 +138,8 @@ class IngestUrls(SourceStage):
         key = f"{index:09d}" if key is None else str(key)
         extra = {c: v for c, v in row.items() if c not in (p.url_column, p.caption_column, p.key_column)
                  and v is not None}
+        if not _fetchable(row.get(p.url_column)):
+            result = {"status": "failed_to_download", "error_message": f"not an http(s) URL: {row.get(p.url_column)!r}"}
         result = result or {"status": "failed_to_download", "error_message": "no result from the downloader"}
         status, error = result["status"], result.get("error_message")
         sample = sample_row(source, key, result.get(p.encode_format), row.get(p.caption_column),
@@ -121,20 +148,27 @@ class IngestUrls(SourceStage):
         rejected = self._rejected(sample) if status == "success" else None
         if rejected:
             status, error, sample["drop_reason"] = "rejected", rejected, rejected
+        if status != "success":
+            sample["image"] = None  # bytes that are no usable image are not kept
         return {**sample, "status": status, "download_error": error}
 
     def _rejected(self, sample: dict) -> str | None:
-        """curate's own checks of a downloaded image: decodable, not too many bytes, big enough."""
+        """curate's own checks of a downloaded image: not too many bytes, decodable, big enough."""
+        p = self.params
+        if p.max_bytes is not None and len(sample["image"] or b"") > p.max_bytes:
+            return "image_too_many_bytes"
         if sample["image_format"] is None:
             return sample["drop_reason"]
-        p = self.params
-        if p.max_bytes is not None and len(sample["image"]) > p.max_bytes:
-            return "image_too_many_bytes"
         if min(sample["width"], sample["height"]) < p.min_image_size:
             return "image_too_small"
         if sample["width"] * sample["height"] > p.max_image_area:
             return "image_area_too_large"
         return None
+
+
+def _fetchable(url: str | None) -> bool:
+    """Only http(s) URLs are downloaded: a file:// URL in a list must not read local files."""
+    return isinstance(url, str) and url.lower().startswith(("http://", "https://"))
 
 
 def _reason(message: str | None) -> str:
