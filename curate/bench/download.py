@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import yaml
 
-from curate.config import PipelineConfig
-from curate.pipeline import run_pipeline
 
 SHARD_SIZE = 1000
 
@@ -49,16 +48,22 @@ def write_url_list(pool: Path, base_url: str, out: Path) -> int:
 
 
 def time_curate(url_list: Path, run_dir: Path, executor: str, workers: int, threads: int) -> DownloadResult:
-    """curate's ingest_urls over the list (bytes kept as downloaded, header check only)."""
+    """`curate run` of ingest_urls over the list (bytes kept as downloaded, header check only),
+    timed as a fresh process, like the img2dataset command."""
     shutil.rmtree(run_dir, ignore_errors=True)
-    config = PipelineConfig(name="bench-download", run_dir=run_dir, stages=[{
+    run_dir.mkdir(parents=True)
+    pipeline = {"name": "bench-download", "run_dir": str(run_dir), "stages": [{
         "stage": "ingest_urls", "params": {
             "inputs": str(url_list), "urls_per_shard": SHARD_SIZE, "thread_count": threads,
-            "check_images": "header", "timeout": 30}}])
+            "check_images": "header", "timeout": 30}}]}
+    (run_dir / "bench.yaml").write_text(yaml.safe_dump(pipeline))
+    command = [sys.executable, "-m", "curate", "run", str(run_dir / "bench.yaml"), "--quiet",
+               "--executor", executor, "--workers", str(workers)]
     started = time.perf_counter()
-    summary = run_pipeline(config, executor=executor, workers=workers)
+    subprocess.run(command, check=True, capture_output=True)
     seconds = time.perf_counter() - started
-    return DownloadResult(f"curate ({executor})", 1 if executor == "local" else workers, summary["curated"], seconds)
+    curated = json.loads((run_dir / "summary.json").read_text())["curated"]
+    return DownloadResult(f"curate ({executor})", 1 if executor == "local" else workers, curated, seconds)
 
 
 def time_img2dataset(url_list: Path, out: Path, processes: int, threads: int) -> DownloadResult:
