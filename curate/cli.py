@@ -206,6 +206,7 @@ def bench_download(
     n: int = typer.Option(20_000, min=1, help="images to serve and download"),
     workers: int = typer.Option(0, help="processes for img2dataset and Ray workers (0: all cores)"),
     threads: int = typer.Option(32, min=1, help="download threads per process"),
+    executors: str = typer.Option("local,ray", help="comma-separated executors to time curate on"),
     work_dir: Path = typer.Option(Path("data/bench"), help="where the pool and outputs go"),
 ) -> None:
     """Serve a generated pool on 127.0.0.1 and download it with curate's URL stage and with
@@ -222,7 +223,7 @@ def bench_download(
         write_url_list(pool, base_url, url_list)
         for processes in sorted({1, workers}):
             results.append(time_img2dataset(url_list, work_dir / f"img2dataset-{n}-{processes}", processes, threads))
-        for kind in ("local", "ray"):
+        for kind in (k.strip() for k in executors.split(",")):
             results.append(time_curate(url_list, work_dir / f"run-download-{kind}-{n}", kind, workers, threads))
     table = Table(title=f"download {n:,} images from 127.0.0.1")
     for column in ("tool", "processes", "downloaded", "seconds", "samples/s", "vs img2dataset"):

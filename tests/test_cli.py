@@ -291,6 +291,16 @@ def test_bench_ingest_local_on_a_tiny_pool(tmp_path):
     assert summary["ingested"] == 20
 
 
+def test_bench_download_compares_with_img2dataset_on_a_tiny_pool(tmp_path):
+    result = _invoke("bench", "download", "--n", "30", "--executors", "local", "--workers", "1",
+                     "--work-dir", tmp_path / "bench")
+    assert result.exit_code == 0, _text(result)
+    assert re.search(r"img2dataset\s*[│|]\s*1\s*[│|]\s*30\s*[│|]", result.stdout), result.stdout
+    assert re.search(r"\(local\)", result.stdout) and "x" in result.stdout
+    summary = json.loads((tmp_path / "bench" / "run-download-local-30" / "summary.json").read_text())
+    assert summary["curated"] == 30
+
+
 def test_pipeline_yaml_written_to_the_run_matches_the_file(finished_run):
     written = yaml.safe_load((finished_run / "pipeline.yaml").read_text())
     assert [s["stage"] for s in written["stages"]] == [
