@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from curate.pools.sources import MissingPackageError, PoolError
 from curate.pools.synthetic import build_synthetic_pool
 from curate.pools.tuxpaint import build_tuxpaint, build_tuxpaint_retrieval
 from curate.pools.web import build_web
-from curate.pools.writer import MANIFEST, write_manifest
+from curate.pools.writer import MANIFEST, remove_previous, write_manifest
 
 POOLS: dict[str, Callable[..., dict]] = {
     "synthetic": build_synthetic_pool,
@@ -64,7 +63,8 @@ def build(name: str, out: Path, **settings) -> dict:
     """Build the pool or evaluation set `name` into `out`; return its manifest.
 
     Unknown options, bad values and missing packages raise PoolError (a CurateError) saying what to do.
-    A pool already in `out` is replaced whole.
+    A pool already in `out` is replaced: what its `_pool.json` says it wrote (shards, `files/`,
+    `urls/`, the manifest) is removed first; any other file in `out` is left alone.
     The options are recorded in `_pool.json` under `options`, for `ensure`.
     """
     make, accepted = builder(name), options(name)
@@ -76,7 +76,7 @@ def build(name: str, out: Path, **settings) -> dict:
         raise PoolError(f"{name} needs {', '.join(missing)}")
     _check_counts(name, settings)
     if (Path(out) / MANIFEST).exists():
-        shutil.rmtree(out)  # an earlier build: none of its shards may outlive this one
+        remove_previous(Path(out))  # an earlier build: none of its outputs may outlive this one
     try:
         manifest = make(Path(out), **settings)
     except ValueError as error:

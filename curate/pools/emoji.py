@@ -6,7 +6,8 @@ Both are read from npm tarballs in the vendor folder ($CURATE_VENDOR_DIR, defaul
   ("grinning face"); skin-tone variations are not included.
 - openmoji: the rows of package/data/openmoji.csv whose package/color/svg/<hexcode>.svg exists,
   rendered to 128x128 PNG; caption = the row's annotation.
-No evaluation set is drawn from either; the guard still runs.
+No evaluation set is drawn from either; the guard still runs, and refuses the flag emoji of
+the `flags-eval` countries (by the regional-indicator code points in `unified` / `hexcode`).
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@ its caption is the title of the matching SVG (openclipart-svg), read from the SV
 metadata: the cc:Work's dc:title (not the dc:title of its publisher, creator or rights agents),
 with dc:description and the dc:subject keywords kept as columns. The noise is the point and is
 kept: duplicate files (symlinks, recorded in `duplicate_of`), empty and junk titles,
-non-English titles. No evaluation set is drawn from it; the guard still runs.
+non-English titles. No evaluation set is drawn from it; the guard still runs, and refuses the
+flags of `flags-eval` countries: items that say they are a flag (title, description, keywords
+or path) and name such a country in their title or path (see `curate.pools.guard`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from defusedxml import ElementTree
 from defusedxml.common import DefusedXmlException
 
 from curate.pools.guard import write_guarded_pool
-from curate.pools.images import inline_entities
+from curate.pools.images import SvgRefused, inline_entities
 from curate.pools.parallel import ordered_map
 from curate.pools.sources import OPENCLIPART, apt_path
 from curate.pools.writer import PoolSample, safe_key
@@ -38,7 +40,8 @@ def _text(value: str | None) -> str | None:
 def svg_metadata(svg: bytes) -> dict | None:
     """{title, description, keywords} of the cc:Work in an SVG's RDF metadata; None if unparseable.
 
-    Only the start of the file is parsed: it stops at the end of the rdf:RDF element.
+    Only the start of the file is parsed: it stops at the end of the rdf:RDF element. An SVG
+    whose entities would expand too far (see `inline_entities`) is unparseable.
     """
     try:
         for _, element in ElementTree.iterparse(io.BytesIO(inline_entities(svg)), events=("end",)):
@@ -50,7 +53,7 @@ def svg_metadata(svg: bytes) -> dict | None:
                 return {"title": _text(work.findtext(f"{DC}title")),
                         "description": _text(work.findtext(f"{DC}description")),
                         "keywords": [k for k in keywords if k]}
-    except (ElementTree.ParseError, DefusedXmlException):
+    except (ElementTree.ParseError, DefusedXmlException, SvgRefused):
         return None
     return {"title": None, "description": None, "keywords": []}
 

@@ -27,6 +27,7 @@ from curate.io.tars import tar_bytes
 from curate.run import write_atomic
 
 FORMATS = ("webdataset", "parquet", "folder")
+_SUFFIXES = {"webdataset": (".tar", ".parquet"), "parquet": (".parquet",), "folder": ("", ".parquet")}  # per shard
 T = TypeVar("T")
 
 COLORS: tuple[tuple[str, tuple[int, int, int]], ...] = (
@@ -329,7 +330,8 @@ def build_synthetic_pool(out: Path, n: int, *, samples_per_shard: int = 1000, se
     Layout per shard ``sssss``: ``sssss.tar`` (webdataset), ``sssss/`` (folder) and
     always ``sssss.parquet`` with the ground truth (plus ``image`` bytes for fmt="parquet").
     Output is byte-identical for any ``workers``; ``progress(k)`` gets the sample count of
-    each finished shard. ``_pool.json`` is written last, so its presence marks a complete build.
+    each finished shard. ``_pool.json`` is written last, so its presence marks a complete build;
+    its ``outputs`` names the shard files and folders, which a rebuild removes (and nothing else).
     """
     _validate(n, samples_per_shard, seed, image_size, duplicate_fraction, junk_fraction, fmt, workers)
     n, samples_per_shard, seed, image_size = int(n), int(samples_per_shard), int(seed), int(image_size)
@@ -346,6 +348,7 @@ def build_synthetic_pool(out: Path, n: int, *, samples_per_shard: int = 1000, se
         "samples_per_shard": samples_per_shard, "shards": [f"{s:05d}" for s in range(len(jobs))],
         "image_size": image_size, "duplicate_fraction": float(duplicate_fraction),
         "junk_fraction": float(junk_fraction),
+        "outputs": sorted(f"{s:05d}{suffix}" for s in range(len(jobs)) for suffix in _SUFFIXES[fmt]),
     }
     write_atomic(out / "_pool.json", (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode("utf-8"))
     return meta

@@ -5,16 +5,21 @@ held-out evaluation items; the guard refuses any that would slip in). Images are
 and URL lists point at them, as a web crawl would:
 
     OUT/files/<source>/<key>.<ext>   the images, served by any static file server at base_url
-    OUT/urls/{s:05d}.parquet         url, caption, key, source, source_key, original_caption, path,
-                                     category, trusted, width, height, sha256
+    OUT/urls/{b:05d}.parquet         url, caption, key, source, source_key, original_caption, path,
+                                     category, trusted, width, height, sha256; b in 0..URL_FILES-1
     OUT/_pool.json                   base_url, files root, counts per source (written last)
 
 url = f"{base_url}/{source}/{key}.{ext}". `key` is "<source>_<source_key>", unique across sources
 (emoji and openmoji share code-point keys), where `source_key` is the item's key in the source's
 own pool (e.g. `curate pools build emoji`). `caption` is the source's caption; `original_caption`
 keeps it as the source gave it for steps that rewrite `caption`. `trusted` marks the Tux Paint
-captions (the DFN's training data). Rows are ordered by sha256 of their key, which mixes
-the sources across shards while staying a pure function of the items.
+captions (the DFN's training data).
+
+A row's URL list file is a fixed hash bucket of its key: `int(sha256(key)[:8], 16) % URL_FILES`
+(16 files, 00000..00015; an empty bucket writes no file), rows within a file ordered by
+sha256 of their key. So an item lands in the same file whatever else is built (`limit`, other
+sources, package updates), and the uid the URL ingest stage derives from the file name and the
+key is stable; the sources are mixed across files. There is no `samples_per_shard` for `web`.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ URL_SCHEMA = pa.schema(
     [(name, pa.string()) for name in ("url", "caption", "key", "source", "source_key", "original_caption", "path",
                                       "category")]
     + [("trusted", pa.bool_()), ("width", pa.int32()), ("height", pa.int32()), ("sha256", pa.string())])
+URL_FILES = 16  # fixed, so an item's file never depends on how many items there are
 _URL_SHARD = re.compile(r"^\d{5}\.parquet$")
 _ANY = re.compile(r".")
 
@@ -59,12 +65,12 @@ def _row(source: str, key: str, sample: PoolSample, base_url: str) -> dict:
             "width": width, "height": height, "sha256": image_sha256(sample)}
 
 
-def _write_source(out: Path, source: str, samples: Iterator[PoolSample], guard: EvalGuard,
-                  base_url: str) -> tuple[list[dict], list[str]]:
-    """Write one source's files; return its URL rows and its refused keys."""
+def _write_source(out: Path, source: str, samples: Iterator[PoolSample], guard: EvalGuard, base_url: str,
+                  reasons: dict[str, int]) -> tuple[list[dict], list[str]]:
+    """Write one source's files; return its URL rows and its refused keys (their reasons counted in `reasons`)."""
     folder, refused, rows, names = out / "files" / source, [], [], set()
     folder.mkdir(parents=True, exist_ok=True)
-    for sample in refuse(samples, guard.hashes, refused):
+    for sample in refuse(samples, guard.rule(source), refused, reasons):
         key = f"{source}_{sample.key}"
         name = f"{key}.{sample.ext}"
         if name in names:
@@ -76,15 +82,21 @@ def _write_source(out: Path, source: str, samples: Iterator[PoolSample], guard: 
     return rows, refused
 
 
-def _write_urls(out: Path, rows: list[dict], samples_per_shard: int) -> list[str]:
-    rows = sorted(rows, key=lambda r: hashlib.sha256(r["key"].encode()).hexdigest())
-    shards = []
+def url_file(key: str) -> str:
+    """The URL list file (without ".parquet") of the row with this key: a fixed hash bucket of the key."""
+    return f"{int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % URL_FILES:05d}"
+
+
+def _write_urls(out: Path, rows: list[dict]) -> list[str]:
+    """Write each row to its key's bucket file, ordered by sha256 of the key; return the files written."""
+    buckets: dict[str, list[dict]] = {}
+    for row in sorted(rows, key=lambda r: hashlib.sha256(r["key"].encode()).hexdigest()):
+        buckets.setdefault(url_file(row["key"]), []).append(row)
     (out / "urls").mkdir(exist_ok=True)
-    for start in range(0, len(rows), samples_per_shard):
-        shard = f"{len(shards):05d}"
-        table = pa.Table.from_pylist(rows[start:start + samples_per_shard], schema=URL_SCHEMA)
+    for shard, chosen in buckets.items():
+        table = pa.Table.from_pylist(chosen, schema=URL_SCHEMA)
         write_atomic(out / "urls" / f"{shard}.parquet", parquet_bytes(table))
-        shards.append(shard)
+    shards = sorted(buckets)
     remove_stale(out / "urls", {f"{s}.parquet" for s in shards}, _URL_SHARD)
     return shards
 
@@ -98,21 +110,20 @@ def _prepare(limit: int | None, workers: int) -> dict[str, tuple[Iterator[PoolSa
     return prepared
 
 
-def build_web(out: Path, *, limit: int | None = None, workers: int = 1, samples_per_shard: int = 1000,
-              base_url: str = DEFAULT_BASE_URL) -> dict:
+def build_web(out: Path, *, limit: int | None = None, workers: int = 1, base_url: str = DEFAULT_BASE_URL) -> dict:
     """The mixed URL pool of every source's pool part; `limit` caps the items per source."""
     prepared = _prepare(limit, workers)
     out, base_url, guard = begin_build(Path(out)), base_url.rstrip("/"), eval_guard()
-    rows, counts, refused_keys = [], {}, {}
+    rows, counts, refused_keys, reasons = [], {}, {}, {}
     for source, (samples, source_counts) in prepared.items():
-        written, refused = _write_source(out, source, samples, guard, base_url)
+        written, refused = _write_source(out, source, samples, guard, base_url, reasons)
         rows += written
         counts[source] = {**source_counts, "written": len(written), "refused_eval_items": len(refused)}
         refused_keys[source] = refused
-    shards = _write_urls(out, rows, samples_per_shard)
+    shards = _write_urls(out, rows)
     return write_manifest(out, {
         "name": "web", "kind": "pool", "format": "urls", "base_url": base_url, "files": "files", "urls": "urls",
-        "n": len(rows), "shards": shards, "samples_per_shard": samples_per_shard, "counts": counts,
+        "n": len(rows), "shards": shards, "url_files": URL_FILES, "counts": counts,
         "refused_eval_items": sum(len(k) for k in refused_keys.values()), "refused_keys": refused_keys,
-        "eval_guard": guard.summary(),
+        "refused_by": dict(sorted(reasons.items())), "eval_guard": guard.summary(), "outputs": ["files", "urls"],
     })

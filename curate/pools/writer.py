@@ -4,10 +4,12 @@ Layout of a pool (or evaluation set) folder OUT, with shards numbered 00000, 000
 
     OUT/{s:05d}.tar       <key>.<png|jpg>, <key>.txt (caption), <key>.json (ground truth + key + caption)
     OUT/{s:05d}.parquet   one row per sample: key, caption, width, height, sha256, ground-truth columns
-    OUT/_pool.json        name, kind, n, shards, samples_per_shard, counts, ... (written last)
+    OUT/_pool.json        name, kind, n, shards, samples_per_shard, counts, outputs, ... (written last)
 
 Every file is written atomically; `_pool.json` is removed first and written last, so its
-presence marks a complete build. Output is a pure function of the samples given, in order.
+presence marks a complete build. Its `outputs` names what the build wrote directly in OUT
+(files and folders), so a rebuild removes exactly that and leaves anything else in OUT.
+Output is a pure function of the samples given, in order.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Iterator, Set
+import shutil
+from collections.abc import Callable, Iterable, Iterator, Set
 from itertools import islice
 from pathlib import Path
 from typing import NamedTuple
@@ -32,6 +35,7 @@ BASE_COLUMNS = {"key": pa.string(), "caption": pa.string(), "width": pa.int32(),
 MANIFEST = "_pool.json"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 _SHARD_FILE = re.compile(r"^\d{5}\.(tar|parquet)$")
+_OUTPUT_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")  # one path component, not "." or ".."
 _MAX_KEY = 80  # "<key>.json" must fit USTAR's 100-byte member names
 
 
@@ -43,6 +47,9 @@ class PoolSample(NamedTuple):
     ext: str
     caption: str
     truth: dict
+
+
+Exclude = Set[str] | Callable[[PoolSample], str | None]  # image sha256s, or sample -> why it is refused (None: kept)
 
 
 def safe_key(path: str) -> str:
@@ -113,6 +120,48 @@ def begin_build(out: Path) -> Path:
     return out
 
 
+def previous_outputs(manifest: dict) -> list[str]:
+    """What the build that wrote `manifest` wrote directly in its folder (names, not paths), manifest excluded.
+
+    Its `outputs`, or for a manifest written before `outputs` was recorded, what its `shards`,
+    `format`, `files` and `urls` imply. Names that are not one plain path component are dropped.
+    """
+    names = manifest.get("outputs")
+    if not isinstance(names, list):
+        shards = [s for s in manifest.get("shards") or [] if isinstance(s, str)]
+        if manifest.get("format") == "urls":
+            names = [manifest.get("files"), manifest.get("urls")]
+        else:
+            names = [f"{s}.{ext}" for s in shards for ext in ("tar", "parquet")]
+            names += shards if manifest.get("format") == "folder" else []
+    return sorted({n for n in names if isinstance(n, str) and _OUTPUT_NAME.match(n) and n != MANIFEST})
+
+
+def remove_previous(out: Path) -> list[str]:
+    """Remove what the build recorded in `out/_pool.json` wrote, then the manifest; return the names removed.
+
+    Nothing else in `out` is touched; without a readable manifest only the manifest goes. A
+    listed folder is removed whole; a listed symbolic link is removed, not what it points to.
+    """
+    out = Path(out)
+    try:
+        manifest = json.loads((out / MANIFEST).read_text())
+    except (OSError, ValueError):
+        manifest = None
+    removed = []
+    for name in previous_outputs(manifest) if isinstance(manifest, dict) else []:
+        path = out / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.is_symlink() or path.exists():
+            path.unlink()
+        else:
+            continue
+        removed.append(name)
+    (out / MANIFEST).unlink(missing_ok=True)
+    return removed
+
+
 def write_manifest(out: Path, manifest: dict) -> dict:
     """Write `_pool.json` (sorted keys, so rebuilds give identical bytes) and return it."""
     write_atomic(out / MANIFEST, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
@@ -120,14 +169,16 @@ def write_manifest(out: Path, manifest: dict) -> dict:
 
 
 def write_pool(samples: Iterable[PoolSample], out: Path, *, name: str, columns: dict[str, pa.DataType],
-               kind: str = "pool", samples_per_shard: int = 1000, exclude: Set[str] = frozenset(),
+               kind: str = "pool", samples_per_shard: int = 1000, exclude: Exclude = frozenset(),
                manifest: dict | None = None) -> dict:
     """Write samples as shards of `samples_per_shard` and return the `_pool.json` dict.
 
     `columns` declares the ground-truth columns (name -> Arrow type) of the Parquet files.
-    Samples whose image sha256 is in `exclude` (evaluation items) are refused and counted
-    in `refused_eval_items`. `manifest` adds entries to `_pool.json`; it is read after the
-    samples are consumed, so `counts` that a sample generator updates are up to date.
+    Samples that `exclude` refuses (evaluation items: their image sha256 is in the set, or the
+    callable gives a reason) are left out, counted in `refused_eval_items`, their keys listed
+    in `refused_keys` and their reasons counted in `refused_by`. `manifest` adds entries to
+    `_pool.json`; it is read after the samples are consumed, so `counts` that a sample
+    generator updates are up to date.
     """
     if kind not in ("pool", "eval") or (kind == "eval" and exclude):
         raise ValueError(f"kind must be pool or eval (which refuses nothing), got {kind!r}")
@@ -136,31 +187,48 @@ def write_pool(samples: Iterable[PoolSample], out: Path, *, name: str, columns: 
     out = begin_build(out)
     seen: set[str] = set()
     refused: list[str] = []
+    reasons: dict[str, int] = {}
     shards: list[str] = []
-    for batch in _batches(refuse(samples, exclude, refused), samples_per_shard):
+    for batch in _batches(refuse(samples, exclude, refused, reasons), samples_per_shard):
         for sample in batch:
             _check(sample, seen, columns)
         shard = f"{len(shards):05d}"
         write_atomic(out / f"{shard}.tar", _tar(batch))
         write_atomic(out / f"{shard}.parquet", parquet_bytes(_table(batch, columns)))
         shards.append(shard)
-    remove_stale(out, {f"{s}.{ext}" for s in shards for ext in ("tar", "parquet")})
+    outputs = sorted(f"{s}.{ext}" for s in shards for ext in ("tar", "parquet"))
+    remove_stale(out, set(outputs))
     extra = dict(manifest or {})
     counts = {"written": len(seen), **extra.pop("counts", {})}
     if kind == "pool":
         counts["refused_eval_items"] = len(refused)
-        extra.update(refused_eval_items=len(refused), refused_keys=refused)
+        extra.update(refused_eval_items=len(refused), refused_keys=refused, refused_by=dict(sorted(reasons.items())))
     return write_manifest(out, {**extra, "name": name, "kind": kind, "n": len(seen), "shards": shards,
-                                "samples_per_shard": samples_per_shard, "counts": counts})
+                                "samples_per_shard": samples_per_shard, "counts": counts, "outputs": outputs})
 
 
-def refuse(samples: Iterable[PoolSample], exclude: Set[str], refused: list[str]) -> Iterator[PoolSample]:
-    """The samples whose image sha256 is not in `exclude`; the keys of the others go to `refused`."""
+def refuse(samples: Iterable[PoolSample], exclude: Exclude, refused: list[str],
+           reasons: dict[str, int] | None = None) -> Iterator[PoolSample]:
+    """The samples `exclude` does not refuse; the keys of the others go to `refused`, their reasons to `reasons`.
+
+    `exclude` is a set of image sha256s (reason "eval_image") or a callable giving the reason
+    to refuse a sample, or None to keep it (`EvalGuard.rule`).
+    """
+    reason = exclude if callable(exclude) else _hash_rule(exclude)
     for sample in samples:
-        if exclude and image_sha256(sample) in exclude:
-            refused.append(sample.key)
-        else:
+        why = reason(sample)
+        if why is None:
             yield sample
+        else:
+            refused.append(sample.key)
+            if reasons is not None:
+                reasons[why] = reasons.get(why, 0) + 1
+
+
+def _hash_rule(hashes: Set[str]) -> Callable[[PoolSample], str | None]:
+    def reason(sample: PoolSample) -> str | None:
+        return "eval_image" if hashes and image_sha256(sample) in hashes else None
+    return reason
 
 
 def present(results: Iterable[PoolSample | None], counts: dict[str, int], reason: str) -> Iterator[PoolSample]:

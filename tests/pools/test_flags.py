@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from curate.pools import build
-from curate.pools.flags import flag_files, is_eval
+from curate.pools.flags import flag_alpha_2, flag_files, held_out_countries, is_eval, natural_name, pool_samples
 from curate.pools.guard import eval_guard
 from pool_helpers import need, rows, tree
 
@@ -43,3 +44,24 @@ def test_captions_and_classnames(tmp_path: Path) -> None:
     assert all(r["caption"] == f"the flag of {r['name']}" for r in table)
     build("flags-eval", tmp_path / "again")
     assert tree(tmp_path / "eval") == tree(tmp_path / "again")
+
+
+def test_inverted_iso_names_read_in_natural_order() -> None:
+    assert natural_name("Congo, The Democratic Republic of the") == "the Democratic Republic of the Congo"
+    assert natural_name("Micronesia, Federated States of") == "Federated States of Micronesia"
+    assert natural_name("Palestine, State of") == "State of Palestine"
+    assert natural_name("Virgin Islands, British") == "British Virgin Islands"
+    assert natural_name("Virgin Islands, U.S.") == "U.S. Virgin Islands"
+    assert natural_name("Bonaire, Sint Eustatius and Saba") == "Bonaire, Sint Eustatius and Saba"  # a list
+    assert natural_name("France") == "France"
+    captions = {s.key: s.caption for s in pool_samples()}
+    assert captions["cd"] == "the flag of the Democratic Republic of the Congo"
+    assert captions["vg"] == "the flag of British Virgin Islands" and captions["kr"] == "the flag of South Korea"
+    assert not [c for c in captions.values() if re.search(r", (the |[A-Z][\w.]* )*of( the)?$|, [\w.]+$", c)]
+
+
+def test_flag_emoji_code_points_give_the_country_code() -> None:
+    assert flag_alpha_2("1F1E6-1F1EE") == "AI" and flag_alpha_2("1f1f5-1f1f1") == "PL"
+    assert flag_alpha_2("1F3F4-E0067-E0062-E0065-E006E-E0067-E007F") is None  # England: not a country flag
+    assert flag_alpha_2("0023-FE0F-20E3") is None and flag_alpha_2(None) is None and flag_alpha_2("1F1E6") is None
+    assert set(held_out_countries()) == {c for c, _ in flag_files()[0] if is_eval(c)}

@@ -56,3 +56,27 @@ def test_pool_layout_and_determinism(tmp_path: Path) -> None:
     assert [r["caption"] for r in table[:2]] == ["2 dead frogs", "2 dead frogs"]
     assert table[2]["caption"] == "Architetto Francesco Rollandin"  # the work's own (noisy) title
     assert {"title", "description", "keywords", "category", "path", "duplicate_of"} <= set(table[0])
+
+
+def test_flags_of_flags_eval_countries_are_refused(tmp_path: Path) -> None:
+    from curate.pools.flags import flag_files
+    from curate.pools.guard import eval_guard, write_guarded_pool
+    from curate.pools.openclipart import COLUMNS
+
+    need(flag_files)
+    paths = {
+        "signs_and_symbols/flags/america/national_flag_of_canada1.png": "eval_flag_name",  # "National Flag of Canada"
+        "signs_and_symbols/flags/flag_of_poland_marcin_wi_01.png": "eval_flag_name",  # "Flag of Poland"
+        "signs_and_symbols/flags/africa/togo.png": "eval_flag_name",  # no title: the path names it
+        "signs_and_symbols/flag_of_brazil_rodrigo_t1.png": None,  # Brazil is in the flags pool
+        "recreation/sports/golf_flag_in_hole_on_gr_01.png": None,  # a flag, no country
+        "animals/2_dead_frogs_lumen_desig_01.png": None,
+    }
+    samples = [clipart_sample(p) for p in paths]
+    assert samples[1].caption == "Flag of Poland"
+    current = eval_guard()
+    assert [current.reason(s, "openclipart") for s in samples] == list(paths.values())
+    meta = write_guarded_pool(samples, tmp_path, name="openclipart", columns=COLUMNS, samples_per_shard=10,
+                              manifest={})
+    assert meta["refused_keys"] == [s.key for s, why in zip(samples, paths.values()) if why]
+    assert (meta["n"], meta["refused_eval_items"], meta["refused_by"]) == (3, 3, {"eval_flag_name": 3})

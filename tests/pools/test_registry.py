@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ def test_registry_names() -> None:
                           "web"}
     assert set(EVAL_SETS) == {"fashion-mnist-test", "mnist-5k", "flags-eval", "tuxpaint-retrieval"}
     for name in [*POOLS, *EVAL_SETS]:
-        assert {"workers", "samples_per_shard"} <= set(options(name)), name
+        assert "workers" in options(name) and (name == "web") != ("samples_per_shard" in options(name)), name
         assert name == "synthetic" or "limit" in options(name)
 
 
@@ -75,3 +76,57 @@ def test_ensure_builds_only_when_the_options_differ(tmp_path: Path) -> None:
     assert not built and again == first
     _, built = ensure("flags-eval", tmp_path, limit=3)
     assert built
+
+
+def _unrelated(folder: Path) -> dict[str, bytes]:
+    """Plant files that no build wrote: a note, a folder, a file named like nothing a pool writes."""
+    (folder / "mine").mkdir(parents=True, exist_ok=True)
+    planted = {"notes.txt": b"keep me", "mine/data.csv": b"a,b\n", "00000.csv": b"not a shard"}
+    for name, data in planted.items():
+        (folder / name).write_bytes(data)
+    return planted
+
+
+def _still_there(folder: Path, planted: dict[str, bytes]) -> bool:
+    return all((folder / name).is_file() and (folder / name).read_bytes() == data for name, data in planted.items())
+
+
+def test_a_rebuild_removes_only_what_the_last_build_wrote(tmp_path: Path) -> None:
+    need(flag_files)
+    build("flags-eval", tmp_path, limit=2, samples_per_shard=1)
+    planted = _unrelated(tmp_path)
+    meta = build("flags-eval", tmp_path, limit=1)  # was 2 shards, now 1
+    assert _still_there(tmp_path, planted) and meta["outputs"] == ["00000.parquet", "00000.tar"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["00000.csv", "00000.parquet", "00000.tar", "_pool.json",
+                                                          "mine", "notes.txt"]
+    build("synthetic", tmp_path, n=3, samples_per_shard=2, fmt="folder")  # another pool in the same folder
+    assert _still_there(tmp_path, planted) and (tmp_path / "00001").is_dir()
+    build("flags-eval", tmp_path, limit=1)
+    assert _still_there(tmp_path, planted) and not (tmp_path / "00001").exists()
+
+
+def test_a_rebuild_in_the_working_directory_keeps_its_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    need(flag_files)
+    monkeypatch.chdir(tmp_path)
+    planted = _unrelated(tmp_path)
+    build("flags-eval", Path("."), limit=1)
+    build("flags-eval", Path("."), limit=1)  # `--out .` twice
+    assert _still_there(tmp_path, planted) and (tmp_path / "_pool.json").is_file()
+
+
+def test_an_old_or_hostile_manifest_removes_nothing_else(tmp_path: Path) -> None:
+    need(flag_files)
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"outside")
+    pool = tmp_path / "pool"
+    build("flags-eval", pool, limit=1)
+    planted = _unrelated(pool)
+    old = json.loads((pool / "_pool.json").read_text())
+    del old["outputs"]  # written before `outputs` was recorded: shards say what to remove
+    (pool / "_pool.json").write_text(json.dumps(old))
+    build("flags-eval", pool, limit=1)
+    assert _still_there(pool, planted)
+    hostile = {**old, "outputs": ["..", "../outside.txt", str(outside), ".", "mine/data.csv", "", 7]}
+    (pool / "_pool.json").write_text(json.dumps(hostile))  # names outside the folder, or not one component
+    build("flags-eval", pool, limit=1)
+    assert outside.read_bytes() == b"outside" and _still_there(pool, planted)

@@ -39,7 +39,8 @@ def test_layout_manifest_and_rows(tmp_path: Path) -> None:
     assert (meta["name"], meta["kind"], meta["n"], meta["shards"], meta["samples_per_shard"], meta["task"]) == (
         "toy", "pool", 7, ["00000", "00001", "00002"], 3, "demo")
     assert meta["counts"] == {"written": 7, "skipped": 2, "refused_eval_items": 0}
-    assert meta["refused_eval_items"] == 0
+    assert meta["refused_eval_items"] == 0 and meta["refused_by"] == {}
+    assert meta["outputs"] == sorted(p.name for p in tmp_path.iterdir() if p.name != "_pool.json")
     table = rows(tmp_path)
     assert [r["key"] for r in table] == [f"item_{i:03d}" for i in range(7)]
     first = table[0]
@@ -74,6 +75,7 @@ def test_excluded_images_are_refused_and_counted(tmp_path: Path) -> None:
     meta = write_pool(samples, tmp_path, name="toy", columns=COLUMNS,
                       exclude={hashlib.sha256(samples[3].image).hexdigest()})
     assert (meta["n"], meta["refused_eval_items"], meta["refused_keys"]) == (4, 1, ["item_003"])
+    assert meta["refused_by"] == {"eval_image": 1}
     assert "item_003" not in [r["key"] for r in rows(tmp_path)]
 
 
