@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from contextlib import suppress
 
 import psutil
 
@@ -31,10 +32,8 @@ class MemorySampler:
             driver = me.memory_info().rss
             tree = driver
             for child in me.children(recursive=True):
-                try:
+                with suppress(psutil.Error):  # a child that just ended
                     tree += child.memory_info().rss
-                except psutil.Error:
-                    pass
             self.driver_peak = max(self.driver_peak, driver)
             self.tree_peak = max(self.tree_peak, tree)
             self._stop.wait(self.interval)
