@@ -61,7 +61,7 @@ def write_pipeline(path: Path, inputs: str, run_dir: Path, *, stages: list[dict]
         {"stage": "caption_stats"},
         {"stage": "select", "params": {"filters": {"too_few_words": "caption_words >= 3",
                                                    "too_small": "width >= 16"}}},
-        {"stage": "select_top_fraction", "params": {"column": "caption_chars", "fraction": 0.5}},
+        {"stage": "select_top_fraction", "params": {"column": "caption_chars", "fraction": 0.5, "rule": "exact"}},
         {"stage": "export", "params": {"samples_per_shard": samples_per_shard}},
     ]
     config = {

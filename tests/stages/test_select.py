@@ -5,6 +5,7 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 import pytest
 
+import numpy as np
 import pyarrow as pa
 
 from curate import ConfigError, ShardStage, load_pipeline, register, run_pipeline
@@ -26,7 +27,7 @@ def test_first_failing_filter_names_the_drop(tmp_path, pool):
 def _top_fraction_scores(folder, shards: int, per_shard: int) -> list[int]:
     write_pool(folder / "pool", shards=shards, per_shard=per_shard)
     stages = [{"stage": "caption_stats"},
-              {"stage": "select_top_fraction", "params": {"column": "caption_chars", "fraction": 0.3}},
+              {"stage": "select_top_fraction", "params": {"column": "caption_chars", "fraction": 0.3, "rule": "exact"}},
               {"stage": "export", "params": {"samples_per_shard": 64}}]
     summary = run_pipeline(load_pipeline(write_pipeline(
         folder / "p.yaml", str(folder / "pool" / "*.tar"), folder / "run", stages=stages)))
@@ -78,7 +79,7 @@ def test_top_fraction_never_keeps_a_missing_score(tmp_path, descending):
     write_pool(tmp_path / "pool", shards=2, per_shard=15)
     stages = [{"stage": "test_key_scores"},
               {"stage": "select_top_fraction", "params": {
-                  "column": "caption_alpha_fraction", "fraction": 0.5, "descending": descending}},
+                  "column": "caption_alpha_fraction", "fraction": 0.5, "descending": descending, "rule": "exact"}},
               {"stage": "export", "params": {"samples_per_shard": 64}}]
     pipeline = write_pipeline(tmp_path / "p.yaml", str(tmp_path / "pool" / "*.tar"), tmp_path / "run",
                               stages=stages)
@@ -91,3 +92,47 @@ def test_top_fraction_never_keeps_a_missing_score(tmp_path, descending):
     assert kept == sorted(expected)
     drops = summary["stages"][2]["drop_counts"]
     assert drops == {"missing_score": len(alive) - len(scored), "below_top_fraction": len(scored) - len(expected)}
+
+
+SCORES = [0.9, 0.8, 0.8, 0.7, 0.5, 0.3, 0.2, 0.1, 0.1, 0.0, 0.45, 0.65]  # by key 0..11
+
+
+@register
+class _ListedScores(ShardStage):
+    """caption_alpha_fraction = SCORES[key] (a test scorer)."""
+
+    name = "test_listed_scores"
+    output_schema = "caption_stats.v1"
+    input_columns = ("key",)
+
+    def process(self, batch):
+        keys = [int(k) for k in batch.column("key").to_pylist()]
+        empty = pa.nulls(len(keys), pa.int32())
+        return pa.table({"uid": batch.column("uid"), "caption_chars": empty, "caption_words": empty,
+                         "caption_alpha_fraction": pa.array([SCORES[k] for k in keys], pa.float32()),
+                         "caption_unique_word_fraction": pa.nulls(len(keys), pa.float32())})
+
+
+def _datacomp_reference(scores: list[float], fraction: float) -> set[int]:
+    """DataComp's baselines: threshold = descending-sorted scores at int(N * f); keep >=."""
+    threshold = -np.sort(-np.array(scores, dtype=np.float32))[int(len(scores) * fraction)]
+    return {i for i, s in enumerate(np.array(scores, dtype=np.float32)) if s >= threshold}
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.2, 0.25, 0.3, 0.5, 0.9])
+def test_datacomp_rule_matches_datacomp_on_a_known_score_list(tmp_path, fraction):
+    from conftest import sample
+    from curate.io.tars import tar_bytes
+
+    (tmp_path / "a.tar").write_bytes(tar_bytes([sample(i, "a caption that is kept") for i in range(6)]))
+    (tmp_path / "b.tar").write_bytes(tar_bytes([sample(i, "a caption that is kept") for i in range(6, 12)]))
+    stages = [{"stage": "test_listed_scores"},
+              {"stage": "select_top_fraction", "params": {"column": "caption_alpha_fraction", "fraction": fraction}},
+              {"stage": "export", "params": {"samples_per_shard": 64}}]
+    pipeline = write_pipeline(tmp_path / "p.yaml", str(tmp_path / "*.tar"), tmp_path / "run", stages=stages)
+    run_pipeline(load_pipeline(pipeline))
+    files = sorted((tmp_path / "run" / "export" / "shards").glob("*.parquet"))
+    kept = {int(k) for k in pq.read_table(files, columns=["key"]).column(0).to_pylist()}
+    assert kept == _datacomp_reference(SCORES, fraction)
+    if fraction == 0.2:
+        assert kept == {0, 1, 2}  # int(12 * 0.2) = 2: the threshold 0.8 keeps both ties

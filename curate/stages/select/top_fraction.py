@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -12,11 +14,17 @@ from curate.stage import GlobalStage, StageParams, register
 
 
 class TopFractionParams(StageParams):
-    """column: the score; fraction: share of alive, scored samples to keep; ties broken by uid.
-    Samples whose score is null or NaN are dropped as missing_score."""
+    """column: the score; fraction: share of the alive, scored samples to keep.
+
+    rule "datacomp" (DataComp's baselines): the threshold is the score at position int(N * f)
+    of the descending order over the whole pool, and every sample scoring >= it is kept (ties
+    included). rule "exact": exactly round(N * f) samples, ties broken by uid. Samples whose
+    score is null or NaN are dropped as missing_score.
+    """
 
     column: str
     fraction: float = Field(gt=0, le=1)
+    rule: Literal["datacomp", "exact"] = "datacomp"
     descending: bool = Field(True, description="true: keep the highest scores")
     drop_reason: str = "below_top_fraction"
 
@@ -54,8 +62,10 @@ class SelectTopFraction(GlobalStage):
         return pa.table({name: ranked[name] for name in ranked.dtype.names})
 
     def reduce(self, collected: dict[str, pa.Table]) -> dict:
-        """The last kept (score, uid) in the global order: best score first, then smallest uid."""
+        """The threshold over the whole pool: DataComp's score, or the last kept (score, uid)."""
         table = pa.concat_tables(collected.values())
+        if self.params.rule == "datacomp":
+            return _datacomp_threshold(table.column("score").to_numpy(), self.params.fraction)
         keep = int(round(self.params.fraction * table.num_rows))
         if keep == 0:
             return {"keep": 0}
@@ -68,13 +78,24 @@ class SelectTopFraction(GlobalStage):
     def apply(self, view: pa.Table, state: dict) -> pa.Table:
         """Drop every row ranked after the last kept one, and every row without a score."""
         ranked = self._ranked(view)
-        if state["keep"] == 0:
+        if "threshold" in state:
+            kept = ranked["score"] >= state["threshold"]
+        elif state["keep"] == 0:
             kept = np.zeros(len(ranked), dtype=bool)
         else:
             better = ranked["score"] > state["score"]
             tie = ranked["score"] == state["score"]
             uid_first = (ranked["f0"] < state["f0"]) | ((ranked["f0"] == state["f0"]) & (ranked["f1"] <= state["f1"]))
             kept = better | (tie & uid_first)
-        reason = np.where(kept, None, self.params.drop_reason)
+        reason = np.where(kept, None, self.params.drop_reason).astype(object)
         reason[np.isnan(ranked["score"])] = "missing_score"
         return pa.table({"uid": view.column("uid"), "drop_reason": pa.array(reason, pa.string())})
+
+
+def _datacomp_threshold(scores: np.ndarray, fraction: float) -> dict:
+    """DataComp's rule: the score at index int(N * f) of the descending order (all kept when
+    that index is past the end)."""
+    position = int(len(scores) * fraction)
+    if position >= len(scores):
+        return {"threshold": -np.inf}
+    return {"threshold": float(-np.sort(-scores)[position])}
