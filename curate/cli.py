@@ -111,6 +111,30 @@ def scan(
         _fail(error)
 
 
+@app.command()
+def select(
+    run_dir: Path = typer.Argument(..., help="a finished run directory"),
+    where: str = typer.Option(..., help="SQL predicate over the run's columns, e.g. \"caption_words >= 4\""),
+    name: str = typer.Option(..., help="the selection's name: RUN/selections/NAME, and the drop reason"),
+    executor: Optional[str] = typer.Option(None, help="local or ray (default: the run's)"),
+    quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
+) -> None:
+    """A new curated export from a finished run's scores, recomputing none: the samples the
+    run kept for which the predicate holds, exported to RUN/selections/NAME/."""
+    from curate.progress import Progress, summary_table
+    from curate.selection import select_from_run
+
+    try:
+        summary = select_from_run(run_dir, where, name, executor=executor,
+                                  progress=None if quiet else Progress())
+    except CurateError as error:
+        _fail(error)
+    console.print(summary_table(summary))
+    console.print(f"selected {summary['curated']:,} of {summary['ingested']:,}")
+    for key, value in summary["outputs"].items():
+        console.print(f"  {key}: {value}", highlight=False)
+
+
 @pools_app.command("build")
 def pools_build(
     name: str = typer.Argument(..., help="a pool or evaluation set (see `curate pools list`)"),
