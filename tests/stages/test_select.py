@@ -8,7 +8,7 @@ import pytest
 import numpy as np
 import pyarrow as pa
 
-from curate import ConfigError, ShardStage, load_pipeline, register, run_pipeline
+from curate import ConfigError, ShardStage, StageParams, load_pipeline, register, run_pipeline
 from conftest import write_pipeline, write_pool
 
 
@@ -57,27 +57,32 @@ def test_bad_filters_are_config_errors(tmp_path, pool, filters, message):
                                                   tmp_path / "run", stages=stages)))
 
 
-@register
-class _KeyScores(ShardStage):
-    """caption_alpha_fraction = the key as a number, null for every third key (a test scorer)."""
+class _ScoresParams(StageParams):
+    scores: list[float | None]
 
-    name = "test_key_scores"
+
+@register
+class _ListedScores(ShardStage):
+    """caption_alpha_fraction = scores[key] (a test scorer; the other columns are null)."""
+
+    name = "test_listed_scores"
+    Params = _ScoresParams
     output_schema = "caption_stats.v1"
     input_columns = ("key",)
 
     def process(self, batch):
         keys = [int(k) for k in batch.column("key").to_pylist()]
-        score = pa.array([None if k % 3 == 0 else float(k) for k in keys], pa.float32())
         empty = pa.nulls(len(keys), pa.int32())
         return pa.table({"uid": batch.column("uid"), "caption_chars": empty, "caption_words": empty,
-                         "caption_alpha_fraction": score,
+                         "caption_alpha_fraction": pa.array([self.params.scores[k] for k in keys], pa.float32()),
                          "caption_unique_word_fraction": pa.nulls(len(keys), pa.float32())})
 
 
 @pytest.mark.parametrize("descending", [True, False])
 def test_top_fraction_never_keeps_a_missing_score(tmp_path, descending):
     write_pool(tmp_path / "pool", shards=2, per_shard=15)
-    stages = [{"stage": "test_key_scores"},
+    scores = [None if k % 3 == 0 else float(k) for k in range(30)]
+    stages = [{"stage": "test_listed_scores", "params": {"scores": scores}},
               {"stage": "select_top_fraction", "params": {
                   "column": "caption_alpha_fraction", "fraction": 0.5, "descending": descending, "rule": "exact"}},
               {"stage": "export", "params": {"samples_per_shard": 64}}]
@@ -97,22 +102,6 @@ def test_top_fraction_never_keeps_a_missing_score(tmp_path, descending):
 SCORES = [0.9, 0.8, 0.8, 0.7, 0.5, 0.3, 0.2, 0.1, 0.1, 0.0, 0.45, 0.65]  # by key 0..11
 
 
-@register
-class _ListedScores(ShardStage):
-    """caption_alpha_fraction = SCORES[key] (a test scorer)."""
-
-    name = "test_listed_scores"
-    output_schema = "caption_stats.v1"
-    input_columns = ("key",)
-
-    def process(self, batch):
-        keys = [int(k) for k in batch.column("key").to_pylist()]
-        empty = pa.nulls(len(keys), pa.int32())
-        return pa.table({"uid": batch.column("uid"), "caption_chars": empty, "caption_words": empty,
-                         "caption_alpha_fraction": pa.array([SCORES[k] for k in keys], pa.float32()),
-                         "caption_unique_word_fraction": pa.nulls(len(keys), pa.float32())})
-
-
 def _datacomp_reference(scores: list[float], fraction: float) -> set[int]:
     """DataComp's baselines: threshold = descending-sorted scores at int(N * f); keep >=."""
     threshold = -np.sort(-np.array(scores, dtype=np.float32))[int(len(scores) * fraction)]
@@ -126,7 +115,7 @@ def test_datacomp_rule_matches_datacomp_on_a_known_score_list(tmp_path, fraction
 
     (tmp_path / "a.tar").write_bytes(tar_bytes([sample(i, "a caption that is kept") for i in range(6)]))
     (tmp_path / "b.tar").write_bytes(tar_bytes([sample(i, "a caption that is kept") for i in range(6, 12)]))
-    stages = [{"stage": "test_listed_scores"},
+    stages = [{"stage": "test_listed_scores", "params": {"scores": SCORES}},
               {"stage": "select_top_fraction", "params": {"column": "caption_alpha_fraction", "fraction": fraction}},
               {"stage": "export", "params": {"samples_per_shard": 64}}]
     pipeline = write_pipeline(tmp_path / "p.yaml", str(tmp_path / "*.tar"), tmp_path / "run", stages=stages)
