@@ -183,7 +183,7 @@ class PipelineRun:
         return report
 
     def _upstream(self, index: int) -> list[UpstreamStage]:
-        return [UpstreamStage(s.id, s.output_schema, s.decides) for s in self.stages[:index]]
+        return [UpstreamStage(s.id, s.schema(), s.decides) for s in self.stages[:index]]
 
     def _plan(self, stage: Stage, index: int, collect: bool = False):
         needed = stage.needed_for_collect() if collect else stage.needed_columns()

@@ -39,12 +39,14 @@ def load_schema(name: str) -> pa.Schema:
     return pa.schema(fields, metadata={"curate.schema": name})
 
 
-def validate(table: pa.Table, schema_name: str, stage: str) -> pa.Table:
-    """Check `table` against schema `schema_name`; return it with the schema's column order.
+def validate(table: pa.Table, schema: str | pa.Schema, stage: str) -> pa.Table:
+    """Check `table` against a schema (or the schema of that name); return it with the
+    schema's column order.
 
     A mismatch raises SchemaError naming the stage, the column and the expected type.
     """
-    schema = load_schema(schema_name)
+    schema = load_schema(schema) if isinstance(schema, str) else schema
+    schema_name = (schema.metadata or {}).get(b"curate.schema", b"?").decode()
     extra = [name for name in table.column_names if schema.get_field_index(name) < 0]
     if extra:
         raise SchemaError(

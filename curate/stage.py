@@ -24,7 +24,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
 from curate.errors import ConfigError
-from curate.schema import column_names
+from curate.schema import column_names, load_schema
 from curate.view import ViewPlan
 
 
@@ -86,6 +86,11 @@ class Stage(ABC):
     def needed_columns(self) -> tuple[str, ...] | None:
         """Columns of the shard view this stage reads (None: all). Stages may override."""
         return self.input_columns
+
+    def schema(self) -> pa.Schema:
+        """The Arrow schema of what this stage writes: its output_schema, unless a stage names
+        its columns after its parameters (a scorer named after its model)."""
+        return load_schema(self.output_schema)
 
     def check_view(self, schema: pa.Schema) -> None:
         """Raise ConfigError if the stage cannot work on a view of this schema (checked before

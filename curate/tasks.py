@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 
 from curate.errors import SchemaError
 from curate.run import RunDir, write_parquet_atomic
-from curate.schema import load_schema, validate
+from curate.schema import validate
 from curate.stage import ShardSpec
 from curate.view import ViewPlan
 
@@ -40,7 +40,7 @@ class TaskBase:
 
     def _commit(self, stage, table: pa.Table, view: pa.Table | None, started: float,
                 **extra) -> dict:
-        table = validate(table, stage.output_schema, stage.id)
+        table = validate(table, stage.schema(), stage.id)
         if view is not None:
             table = _only_new_drops(table, view)
         run = RunDir(self.run_root)
@@ -67,9 +67,9 @@ class SourceTask(TaskBase):
         for row in stage.read_shard(self.spec, warnings):
             rows.append(row)
             if len(rows) == _ROWS_PER_CHUNK:
-                chunks.append(pa.Table.from_pylist(rows, schema=load_schema(stage.output_schema)))
+                chunks.append(pa.Table.from_pylist(rows, schema=stage.schema()))
                 rows = []
-        chunks.append(pa.Table.from_pylist(rows, schema=load_schema(stage.output_schema)))
+        chunks.append(pa.Table.from_pylist(rows, schema=stage.schema()))
         table = pa.concat_tables(chunks)
         _check_unique(table, stage.id, self.shard)
         return self._commit(stage, table, None, started, warnings=warnings)

@@ -15,17 +15,16 @@ import pyarrow.parquet as pq
 
 from curate.errors import ConfigError, InputError
 from curate.run import RunDir
-from curate.schema import column_names, load_schema
 
 RESERVED = ("uid", "drop_reason")
 
 
 @dataclass(frozen=True)
 class UpstreamStage:
-    """An earlier stage as the view sees it: its id, schema, and whether it drops rows."""
+    """An earlier stage as the view sees it: its id, output schema, and whether it drops rows."""
 
     stage_id: str
-    schema: str
+    schema: pa.Schema
     decides: bool
 
 
@@ -110,7 +109,7 @@ def plan_view(run_root: str, upstream: list[UpstreamStage], needed: tuple[str, .
     """
     provider: dict[str, str] = {}
     for up in upstream:
-        for name in column_names(up.schema):
+        for name in up.schema.names:
             if name not in RESERVED:
                 provider[name] = up.stage_id
     wanted = list(provider) if needed is None else [c for c in needed if c not in RESERVED]
@@ -126,7 +125,7 @@ def plan_view(run_root: str, upstream: list[UpstreamStage], needed: tuple[str, .
         if cols or up.decides or up is upstream[0]:
             reads.append((up.stage_id, cols))
     deciders = tuple(up.stage_id for up in upstream if up.decides)
-    types = {up.stage_id: load_schema(up.schema) for up in upstream}
+    types = {up.stage_id: up.schema for up in upstream}
     fields = [types[provider[c]].field(c) for c in wanted]
     schema = pa.schema([pa.field("uid", pa.string()), *fields, pa.field("drop_reason", pa.string())])
     return ViewPlan(run_root, tuple(reads), deciders, schema)
