@@ -1,0 +1,102 @@
+"""Loading open_clip models: any registered architecture (ViTamin included, through timm) plus
+the tiny configs shipped in curate/models/configs; weights from an open_clip pretrained tag
+(needs the hub) or an absolute local file or directory, always loaded with weights_only."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable
+
+from curate.errors import ConfigError
+
+_WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin", "epoch_latest.pt")
+
+
+@dataclass
+class LoadedClip:
+    """A CLIP model ready for inference, with its image preprocessing and tokenizer."""
+
+    model: Any
+    preprocess: Callable
+    tokenizer: Callable
+    device: str
+
+
+@lru_cache(maxsize=None)
+def _register_configs() -> None:
+    import open_clip
+
+    open_clip.add_model_config(Path(str(resources.files("curate.models") / "configs")))
+
+
+def resolve_device(device: str) -> str:
+    """auto: cuda when a GPU is visible, else cpu."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def _weights_file(weights: str) -> Path:
+    """An absolute local weights path: a file, or a directory holding one of the usual names."""
+    path = Path(weights)
+    if path.is_dir():
+        found = next((path / name for name in _WEIGHT_FILES if (path / name).is_file()), None)
+        checkpoints = sorted(path.glob("checkpoints/epoch_*.pt"), key=os.path.getmtime)
+        found = found or (checkpoints[-1] if checkpoints else None)
+        if found is None:
+            raise ConfigError(f"weights directory {path} holds none of {', '.join(_WEIGHT_FILES)}")
+        return found
+    if not path.is_file():
+        raise ConfigError(f"weights file {path} does not exist; give an absolute path to a checkpoint, "
+                          f"or an open_clip pretrained tag")
+    return path
+
+
+def _state_dict(path: Path) -> dict:
+    """The model weights in a file: safetensors, a bare state dict, or a trainer checkpoint."""
+    import torch
+
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for a file that is no checkpoint
+        raise ConfigError(f"cannot load weights from {path}: {error}".splitlines()[0]) from None
+    state = loaded.get("state_dict", loaded) if isinstance(loaded, dict) else None
+    if not isinstance(state, dict):
+        raise ConfigError(f"{path} holds no state dict")
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def load_clip(model_name: str, weights: str | None, device: str = "auto") -> LoadedClip:
+    """Build `model_name` and load its weights: None (seeded random init, for smoke tests),
+    an absolute local path, or an open_clip pretrained tag."""
+    import open_clip
+    import torch
+
+    _register_configs()
+    if model_name not in open_clip.list_models():
+        raise ConfigError(f"unknown open_clip model {model_name!r}; e.g. curate-tiny-vit, ViT-B-32, ViTamin-S")
+    device = resolve_device(device)
+    local = weights is not None and (os.path.isabs(weights) or os.sep in weights)
+    if weights is not None and not local and weights not in open_clip.list_pretrained_tags_by_model(model_name):
+        raise ConfigError(f"{weights!r} is neither an absolute path nor a pretrained tag of {model_name} "
+                          f"({', '.join(open_clip.list_pretrained_tags_by_model(model_name)) or 'none'})")
+    torch.manual_seed(0)  # a model without weights is the same everywhere
+    model, _, preprocess = open_clip.create_model_and_transforms(
+        model_name, pretrained=None if local else weights, device="cpu", weights_only=True)
+    if local:
+        try:
+            model.load_state_dict(_state_dict(_weights_file(weights)))
+        except RuntimeError as error:
+            raise ConfigError(f"weights in {weights} do not fit {model_name}: {str(error).splitlines()[0]}") from None
+    model = model.to(device).eval()
+    return LoadedClip(model, preprocess, open_clip.get_tokenizer(model_name), device)
