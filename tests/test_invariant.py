@@ -32,34 +32,38 @@ def test_check_invariant_names_what_went_wrong(curated, dropped, message):
         check_invariant(_pairs(range(5)), _pairs(curated), _pairs(dropped))
 
 
+class _FaultyExport(ExportWebDataset):
+    """An export whose first shard's metadata is then corrupted by `corrupt`."""
+
+    def corrupt(self, table: pa.Table) -> pa.Table:
+        return table
+
+    def write_unit(self, unit, state, out_dir, view):
+        written = super().write_unit(unit, state, out_dir, view)
+        if unit == "00000":
+            path = out_dir / "shards" / "00000.parquet"
+            pq.write_table(self.corrupt(pq.read_table(path)), path)
+        return written
+
+
 @register
-class _ExportThatRepeats(ExportWebDataset):
-    """A faulty export: its first shard lists one sample twice."""
+class _ExportThatRepeats(_FaultyExport):
+    """Lists one sample twice."""
 
     name = "test_export_that_repeats"
 
-    def write_unit(self, unit, state, out_dir, view):
-        written = super().write_unit(unit, state, out_dir, view)
-        if unit == "00000":
-            path = out_dir / "shards" / "00000.parquet"
-            table = pq.read_table(path)
-            pq.write_table(pa.concat_tables([table, table.slice(0, 1)]), path)
-        return written
+    def corrupt(self, table):
+        return pa.concat_tables([table, table.slice(0, 1)])
 
 
 @register
-class _ExportThatLoses(ExportWebDataset):
-    """A faulty export: its first shard loses its last sample."""
+class _ExportThatLoses(_FaultyExport):
+    """Loses its last sample."""
 
     name = "test_export_that_loses"
 
-    def write_unit(self, unit, state, out_dir, view):
-        written = super().write_unit(unit, state, out_dir, view)
-        if unit == "00000":
-            path = out_dir / "shards" / "00000.parquet"
-            table = pq.read_table(path)
-            pq.write_table(table.slice(0, table.num_rows - 1), path)
-        return written
+    def corrupt(self, table):
+        return table.slice(0, table.num_rows - 1)
 
 
 @pytest.mark.parametrize("sink, message", [("test_export_that_repeats", "curated more than once"),

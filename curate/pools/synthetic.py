@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from PIL import Image, ImageDraw
 
 from curate.io.tars import tar_bytes
+from curate.pools.writer import MANIFEST, write_manifest
 from curate.run import write_atomic
 
 FORMATS = ("webdataset", "parquet", "folder")
@@ -338,7 +339,7 @@ def build_synthetic_pool(out: Path, n: int, *, samples_per_shard: int = 1000, se
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     # A stale manifest would vouch for a half-rebuilt pool if this build is interrupted.
-    (out / "_pool.json").unlink(missing_ok=True)
+    (out / MANIFEST).unlink(missing_ok=True)
     jobs = [(str(out), s, start, min(start + samples_per_shard, n), seed, image_size,
              float(duplicate_fraction), float(junk_fraction), fmt)
             for s, start in enumerate(range(0, n, samples_per_shard))]
@@ -350,6 +351,5 @@ def build_synthetic_pool(out: Path, n: int, *, samples_per_shard: int = 1000, se
         "junk_fraction": float(junk_fraction),
         "outputs": sorted(f"{s:05d}{suffix}" for s in range(len(jobs)) for suffix in _SUFFIXES[fmt]),
     }
-    write_atomic(out / "_pool.json", (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode("utf-8"))
-    return meta
+    return write_manifest(out, meta)
 

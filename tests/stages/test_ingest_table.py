@@ -182,29 +182,29 @@ def test_csv_with_relative_image_paths_missing_image_and_bad_utf8(tmp_path, monk
     assert exported[rows["r2"]["uid"]]["png"] == png_bytes(2)
 
 
-def test_tsv_is_read_with_tabs(tmp_path):
+def _run_text_table(tmp_path, name: str, text: str) -> tuple[Path, dict]:
+    """Write a CSV/TSV table whose `path` column points at the test images, and ingest it."""
     data = tmp_path / "tables"
     data.mkdir()
     _write_images(data)
-    (data / "pairs.tsv").write_text("key\tcaption\tpath\n"
-                                    "a\ta red circle, with a comma\timages/red.jpg\n"
-                                    "b\ttwo yellow stars\timages/stars.jpg\n")
+    (data / name).write_text(text)
     run_dir = tmp_path / "run"
-    summary = run_pipeline(_config(run_dir, {"inputs": str(data / "pairs.tsv"), "image_path_column": "path"}))
+    return run_dir, run_pipeline(_config(run_dir, {"inputs": str(data / name), "image_path_column": "path"}))
+
+
+def test_tsv_is_read_with_tabs(tmp_path):
+    run_dir, summary = _run_text_table(tmp_path, "pairs.tsv", "key\tcaption\tpath\n"
+                                       "a\ta red circle, with a comma\timages/red.jpg\n"
+                                       "b\ttwo yellow stars\timages/stars.jpg\n")
     assert summary["curated"] == 2
     captions = {row["key"]: row["caption"] for row in _ingested(run_dir)}
     assert captions == {"a": "a red circle, with a comma", "b": "two yellow stars"}
 
 
 def test_csv_keys_are_kept_verbatim(tmp_path):
-    data = tmp_path / "tables"
-    data.mkdir()
-    _write_images(data)
-    (data / "pairs.csv").write_text("key,caption,path\n"
-                                    "007,a red circle on a blue background,images/red.jpg\n"
-                                    "7,two yellow stars on a black sky,images/stars.jpg\n")
-    run_dir = tmp_path / "run"
-    run_pipeline(_config(run_dir, {"inputs": str(data / "pairs.csv"), "image_path_column": "path"}))
+    run_dir, _ = _run_text_table(tmp_path, "pairs.csv", "key,caption,path\n"
+                                 "007,a red circle on a blue background,images/red.jpg\n"
+                                 "7,two yellow stars on a black sky,images/stars.jpg\n")
     assert sorted(row["key"] for row in _ingested(run_dir)) == ["007", "7"]
 
 
