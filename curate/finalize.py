@@ -18,12 +18,16 @@ from curate.view import first_reason
 
 @dataclass
 class RunUids:
-    """Every ingested uid, split into dropped and kept, as u8,u8 pairs (16 bytes a sample)."""
+    """Every ingested uid and every dropped one, as u8,u8 pairs (16 bytes a sample)."""
 
     ingested: np.ndarray
     dropped: np.ndarray
-    kept: np.ndarray
     reasons: Counter
+
+    @property
+    def kept(self) -> np.ndarray:
+        """The ingested uids that no stage dropped."""
+        return np.setdiff1d(self.ingested, self.dropped)
 
 
 def dropped_rows(run: RunDir, deciders: list[str], shard: str) -> tuple[pa.Table, pa.Table]:
@@ -43,19 +47,16 @@ def write_dropped(run: RunDir, deciders: list[str], shards: list[str]) -> RunUid
     path = run.root / "dropped.parquet"
     tmp = path.with_name(".dropped.parquet.tmp")
     reasons: Counter = Counter()
-    ingested, dropped, kept = [], [], []
+    ingested, dropped = [], []
     with pq.ParquetWriter(tmp, load_schema("dropped.v1"), compression="zstd") as writer:
         for shard in shards:
             rows, everything = dropped_rows(run, deciders, shard)
             writer.write_table(rows)
             reasons.update(rows.column("drop_reason").to_pylist())
-            alive = everything.column("drop_reason").is_null()
             ingested.append(uids_to_u8u8(everything.column("uid").to_pylist()))
             dropped.append(uids_to_u8u8(rows.column("uid").to_pylist()))
-            kept.append(uids_to_u8u8(everything.filter(alive).column("uid").to_pylist()))
     tmp.replace(path)
-    return RunUids(*(np.concatenate(parts) if parts else uids_to_u8u8([]) for parts in (ingested, dropped, kept)),
-                   reasons)
+    return RunUids(*(np.concatenate(parts) if parts else uids_to_u8u8([]) for parts in (ingested, dropped)), reasons)
 
 
 def check_invariant(ingested: np.ndarray, curated: np.ndarray, dropped: np.ndarray) -> None:
