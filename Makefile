@@ -6,9 +6,10 @@ STAMP  := $(VENV)/.installed
 VENDOR := data/vendor
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-# what the embedded real pools are built from (see docs/pools.md)
+# what the embedded real pools are built from (see docs/pools.md), and the libraries OpenCV
+# (used by the text_in_image detector) links against
 OS_PACKAGES  := tuxpaint-stamps-default openclipart-png openclipart-svg iso-flags-png-320x240 \
-                iso-codes dataset-fashion-mnist libcairo2
+                iso-codes dataset-fashion-mnist libcairo2 libgl1 libglib2.0-0
 NPM_PACKAGES := emoji-datasource-google@16.0.0 openmoji@17.0.0
 
 .PHONY: setup os-packages vendor demo eval-sets test bench clean

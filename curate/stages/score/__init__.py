@@ -1,3 +1,3 @@
 """Scorers: stages that add columns and drop nothing."""
 
-from curate.stages.score import caption_stats, clip_score  # noqa: F401
+from curate.stages.score import caption_stats, clip_score, nsfw_score, text_in_image  # noqa: F401

@@ -1,12 +1,11 @@
 """CLIP scores with open_clip: image-text cosine similarity and normalised embeddings. Images
-are decoded and preprocessed on a thread while the model encodes the previous batch, so the
+are decoded and preprocessed on other threads while the model encodes the previous batch, so the
 model is not left waiting."""
 
 from __future__ import annotations
 
 import io
 import re
-from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 import pyarrow as pa
@@ -15,6 +14,7 @@ from pydantic import Field
 
 from curate.schema import load_schema
 from curate.stage import Resources, ShardStage, StageParams, register
+from curate.stages.score.model_batches import BatchFeeder, scorable_rows
 
 
 class ClipScoreParams(StageParams):
@@ -24,6 +24,7 @@ class ClipScoreParams(StageParams):
     weights: str | None = Field(None, description="absolute path to a checkpoint (file or folder), or a pretrained tag")
     name: str | None = Field(None, description="column prefix (default clip_ + the model, e.g. clip_vit_b_32)")
     batch_size: int = Field(64, ge=1)
+    decode_threads: int = Field(2, ge=1, description="threads decoding and preprocessing images ahead of the model")
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
@@ -53,45 +54,43 @@ class ClipScore(ShardStage):
         from curate.models.clip import load_clip
 
         self.clip = load_clip(self.params.model, self.params.weights, self.params.device)
-        self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clip-preprocess")
+        self.feeder = BatchFeeder(self.params.decode_threads, "clip")
 
     def process(self, batch: pa.RecordBatch) -> pa.Table:
         """Score the rows still alive that have an image and a caption; the rest get nulls."""
         rows = batch.num_rows
-        alive = batch.column("drop_reason").is_null().to_numpy(zero_copy_only=False)
-        todo = [i for i in range(rows) if alive[i] and batch.column("image")[i].is_valid
-                and batch.column("caption")[i].is_valid]
         images, captions = batch.column("image").to_pylist(), batch.column("caption").to_pylist()
         scores, image_emb, text_emb = [None] * rows, [None] * rows, [None] * rows
-        size = self.params.batch_size
-        chunks = [todo[i:i + size] for i in range(0, len(todo), size)]
-        pending = self._loader.submit(self._prepare, chunks[0], images, captions) if chunks else None
-        for index, chunk in enumerate(chunks):
-            prepared = pending.result()
-            if index + 1 < len(chunks):  # decode the next chunk while this one is encoded
-                pending = self._loader.submit(self._prepare, chunks[index + 1], images, captions)
-            self._encode(chunk, prepared, scores, image_emb, text_emb)
+
+        def prepare(chunk: list[int]):
+            return self._prepare(chunk, images, captions)
+
+        for _, prepared in self.feeder.batches(scorable_rows(batch, self.input_columns), self.params.batch_size, prepare):
+            self._encode(prepared, scores, image_emb, text_emb)
         names = self.schema().names
         return pa.table({"uid": batch.column("uid"), names[1]: pa.array(scores, pa.float32()),
                          names[2]: pa.array(image_emb, pa.binary()), names[3]: pa.array(text_emb, pa.binary())})
 
+    def _pixels(self, data: bytes):
+        """The preprocessed image tensor, or None for an image that does not decode (one that
+        passed a header-only check at ingest may still fail here)."""
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                return self.clip.preprocess(image.convert("RGB"))
+        except Exception:
+            return None
+
     def _prepare(self, chunk: list[int], images: list, captions: list):
-        """Decoded, preprocessed images and tokenised captions of one chunk (None: undecodable)."""
+        """Row indices that decoded, their pixels and their tokenised captions (None: none decoded)."""
         import torch
 
-        pixels, ok = [], []
-        for i in chunk:
-            try:
-                with Image.open(io.BytesIO(images[i])) as image:
-                    pixels.append(self.clip.preprocess(image.convert("RGB")))
-                ok.append(i)
-            except Exception:  # an image that passed a header-only check may still not decode
-                continue
+        pixels = self.feeder.map(self._pixels, [images[i] for i in chunk])
+        ok = [i for i, p in zip(chunk, pixels) if p is not None]
         if not ok:
             return None
-        return ok, torch.stack(pixels), self.clip.tokenizer([captions[i] for i in ok])
+        return ok, torch.stack([p for p in pixels if p is not None]), self.clip.tokenizer([captions[i] for i in ok])
 
-    def _encode(self, chunk, prepared, scores, image_emb, text_emb) -> None:
+    def _encode(self, prepared, scores, image_emb, text_emb) -> None:
         import torch
 
         if prepared is None:

@@ -1,0 +1,41 @@
+"""Feeding a model in batches: pick the rows worth scoring, and prepare the next batch (decode,
+preprocess) on other threads while the model works on this one, so the model is not left waiting."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Iterator
+
+import pyarrow as pa
+
+
+def scorable_rows(batch: pa.RecordBatch, columns: tuple[str, ...]) -> list[int]:
+    """Indices of the rows not dropped yet whose `columns` are all present."""
+    alive = batch.column("drop_reason").is_null().to_numpy(zero_copy_only=False)
+    present = [batch.column(name).is_valid().to_numpy(zero_copy_only=False) for name in columns]
+    return [i for i in range(batch.num_rows) if alive[i] and all(column[i] for column in present)]
+
+
+class BatchFeeder:
+    """Prepares model batches ahead of the model: one thread runs the next batch's `prepare`,
+    which may spread its items over `threads` decoding threads (PIL and torch release the GIL
+    while they decode and resize)."""
+
+    def __init__(self, threads: int, name: str):
+        self.ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}-ahead")
+        self.workers = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"{name}-decode")
+
+    def map(self, function: Callable[[Any], Any], items: list) -> list:
+        """function(item) for every item, on the decoding threads, in order."""
+        return list(self.workers.map(function, items))
+
+    def batches(self, rows: list[int], size: int, prepare: Callable[[list[int]], Any]) -> Iterator[tuple[list[int], Any]]:
+        """(chunk, prepare(chunk)) for consecutive chunks of `rows`, the next chunk being
+        prepared while the caller uses this one."""
+        chunks = [rows[i:i + size] for i in range(0, len(rows), size)]
+        pending = self.ahead.submit(prepare, chunks[0]) if chunks else None
+        for index, chunk in enumerate(chunks):
+            prepared = pending.result()
+            if index + 1 < len(chunks):
+                pending = self.ahead.submit(prepare, chunks[index + 1])
+            yield chunk, prepared
