@@ -225,6 +225,42 @@ def bench_ingest(
     console.print(table)
 
 
+@bench_app.command("score")
+def bench_score(
+    models: str = typer.Option("curate-tiny-vit,ViT-B-32", help="comma-separated open_clip architectures"),
+    n: int = typer.Option(2048, min=1, help="images to score end to end"),
+    image_size: int = typer.Option(256, min=8, help="side of the generated JPEGs"),
+    batch_size: int = typer.Option(64, min=1, help="model batch size"),
+    device: str = typer.Option("auto", help="auto, cpu or cuda"),
+    decode_threads: int = typer.Option(0, min=0, help="image decoding threads of the stage (0: all cores)"),
+    work_dir: Path = typer.Option(Path("data/bench"), help="where the pool and runs go"),
+) -> None:
+    """Images/s of clip_score end to end from shards (decode + preprocess + model + write) next
+    to the same model alone on preprocessed tensors, in the same run. Weights are random: speed
+    does not depend on them."""
+    from curate.bench.score import ScoreBench, score_pipeline, time_end_to_end, time_model_alone
+    from curate.models.clip import resolve_device
+
+    device = resolve_device(device)
+    pool = work_dir / f"pool-score-{n}-{image_size}px"
+    _build_pool("synthetic", pool, 0, n=n, image_size=image_size, samples_per_shard=min(n, 1024))
+    table = Table(title=f"clip_score on {n:,} JPEGs {image_size}x{image_size}, {device}, batch {batch_size}")
+    for column in ("model", "images", "end to end img/s", "model alone img/s", "end to end / model"):
+        table.add_column(column, justify="right")
+    for model in (m.strip() for m in models.split(",")):
+        config = score_pipeline(pool, work_dir / f"run-score-{model}", model, batch_size, device,
+                                decode_threads or (os.cpu_count() or 1))
+        try:
+            images, seconds = time_end_to_end(config)
+            alone = time_model_alone(model, device, batch_size, pool, images)
+        except CurateError as error:
+            _fail(error)
+        result = ScoreBench(model, device, images, images / seconds, alone)
+        table.add_row(model, f"{images:,}", f"{result.end_to_end:,.0f}", f"{result.model_alone:,.0f}",
+                      f"{result.ratio:.0%}")
+    console.print(table)
+
+
 @bench_app.command("download")
 def bench_download(
     n: int = typer.Option(20_000, min=1, help="images to serve and download"),

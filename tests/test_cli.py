@@ -57,6 +57,7 @@ def finished_run(tmp_path) -> Path:
     (["pools", "build"], ["NAME", "--out", "--n", "--samples-per-shard", "--seed", "--image-size",
                           "--format", "--workers"]),
     (["bench", "ingest"], ["--n", "--executors", "--workers", "--work-dir", "--samples-per-shard"]),
+    (["bench", "score"], ["--models", "--n", "--image-size", "--batch-size", "--device", "--decode-threads"]),
 ])
 def test_help_mentions_key_options(command, expected):
     result = _invoke(*command, "--help")
@@ -299,6 +300,16 @@ def test_bench_download_compares_with_img2dataset_on_a_tiny_pool(tmp_path):
     assert re.search(r"\(local\)", result.stdout) and "x" in result.stdout
     summary = json.loads((tmp_path / "bench" / "run-download-local-30" / "summary.json").read_text())
     assert summary["curated"] == 30
+
+
+def test_bench_score_puts_end_to_end_next_to_model_alone(tmp_path):
+    pytest.importorskip("open_clip")
+    result = _invoke("bench", "score", "--n", "40", "--models", "curate-tiny-vit", "--batch-size", "16",
+                     "--image-size", "48", "--device", "cpu", "--work-dir", tmp_path / "bench")
+    assert result.exit_code == 0, _text(result)
+    assert re.search(r"curate-tiny-vit\s*[│|]\s*40\s*[│|]\s*[\d,]+\s*[│|]\s*[\d,]+\s*[│|]\s*\d+%", result.stdout), result.stdout
+    summary = json.loads((tmp_path / "bench" / "run-score-curate-tiny-vit" / "summary.json").read_text())
+    assert [stage["stage"] for stage in summary["stages"]] == ["ingest_webdataset", "clip_score"]
 
 
 def test_pipeline_yaml_written_to_the_run_matches_the_file(finished_run):

@@ -18,12 +18,60 @@ _WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin", "
 
 @dataclass
 class LoadedClip:
-    """A CLIP model ready for inference, with its image preprocessing and tokenizer."""
+    """A CLIP model ready for inference, with its image preprocessing and tokenizer.
+
+    `pixels(image)` is the fast form of `preprocess`: when the transform ends in ToTensor +
+    Normalize (every open_clip model's does), it stops at the uint8 crop and `encode` converts
+    and normalises the whole batch at once on the model's device, with the same float32
+    operations, so the numbers are the same and a quarter of the bytes travel to the GPU."""
 
     model: Any
     preprocess: Callable
     tokenizer: Callable
     device: str
+
+    def __post_init__(self) -> None:
+        from torchvision.transforms import Normalize, ToTensor
+
+        steps = list(getattr(self.preprocess, "transforms", []))
+        self._normalize = None
+        if len(steps) >= 2 and isinstance(steps[-2], ToTensor) and isinstance(steps[-1], Normalize):
+            self._crop, self._normalize = steps[:-2], steps[-1]
+
+    def pixels(self, image: Any) -> Any:
+        """One PIL image preprocessed: a uint8 HWC tensor on the fast path, else the float tensor."""
+        import numpy as np
+        import torch
+
+        if self._normalize is None:
+            return self.preprocess(image)
+        for step in self._crop:
+            image = step(image)
+        return torch.from_numpy(np.array(image.convert("RGB"), dtype=np.uint8, copy=True))
+
+    def model_input(self, pixels: Any) -> Any:
+        """A batch from pixels() as the model takes it: on its device, float, normalised."""
+        import torch
+
+        pixels = pixels.to(self.device, non_blocking=True)
+        if pixels.dtype != torch.uint8:
+            return pixels
+        # HWC crops: what ToTensor + Normalize do per image, done once for the batch
+        mean = torch.as_tensor(self._normalize.mean, dtype=torch.float32, device=self.device)[:, None, None]
+        std = torch.as_tensor(self._normalize.std, dtype=torch.float32, device=self.device)[:, None, None]
+        return pixels.permute(0, 3, 1, 2).float().div(255).sub(mean).div(std)
+
+    def encode(self, pixels: Any, tokens: Any) -> tuple[Any, Any]:
+        """L2-normalised float32 image and text embeddings of a batch (bf16 autocast on a GPU)."""
+        import torch
+
+        pixels = self.model_input(pixels)
+        on_gpu = self.device == "cuda"
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if on_gpu else torch.autocast("cpu", enabled=False)
+        with torch.no_grad(), autocast:
+            image = self.model.encode_image(pixels, normalize=True).float()
+            text = self.model.encode_text(tokens.to(self.device, non_blocking=True), normalize=True).float()
+        return image, text
 
 
 @lru_cache(maxsize=None)

@@ -76,7 +76,7 @@ class ClipScore(ShardStage):
         passed a header-only check at ingest may still fail here)."""
         try:
             with Image.open(io.BytesIO(data)) as image:
-                return self.clip.preprocess(image.convert("RGB"))
+                return self.clip.pixels(image.convert("RGB"))
         except Exception:
             return None
 
@@ -91,19 +91,11 @@ class ClipScore(ShardStage):
         return ok, torch.stack([p for p in pixels if p is not None]), self.clip.tokenizer([captions[i] for i in ok])
 
     def _encode(self, prepared, scores, image_emb, text_emb) -> None:
-        import torch
-
         if prepared is None:
             return
         ok, pixels, tokens = prepared
-        device = self.clip.device
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else torch.autocast("cpu", enabled=False)
-        with torch.no_grad(), autocast:
-            image = self.clip.model.encode_image(pixels.to(device), normalize=True).float()
-            text = self.clip.model.encode_text(tokens.to(device), normalize=True).float()
+        image, text = self.clip.encode(pixels, tokens)
         score = (image * text).sum(-1).cpu().numpy()
         image, text = image.cpu().numpy().astype("<f2"), text.cpu().numpy().astype("<f2")
         for row, i in enumerate(ok):
             scores[i], image_emb[i], text_emb[i] = float(score[row]), image[row].tobytes(), text[row].tobytes()
-
-
