@@ -113,4 +113,5 @@ def _report_dict(report) -> dict:
         "worker_seconds": round(report.worker_seconds, 3),
         "wall_seconds": round(report.wall_seconds, 3),
         "warnings": report.warnings,
+        **({"details": report.details} if report.details else {}),
     }

@@ -39,6 +39,7 @@ class StageReport:
     worker_seconds: float = 0.0
     wall_seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    details: dict | None = None  # a global stage's own figures (see GlobalStage.finish)
 
     @property
     def kept(self) -> int:
@@ -60,6 +61,9 @@ def stage_hashes(stages: list[Stage]) -> list[str]:
     for stage in stages:
         own = {"stage": stage.name, "params": stage.params.model_dump(mode="json"),
                "schema": stage.output_schema}
+        content = stage.content_digest()
+        if content is not None:
+            own["content"] = content
         previous = stable_hash([previous, own])
         hashes.append(previous)
     return hashes
@@ -101,6 +105,8 @@ def _what_changed(record: dict, stage: Stage, before: list[str], now: list[str])
         return f"was {record.get('stage')!r}, now {stage.name!r}"
     if changed:
         return f"params changed: {', '.join(changed)}"
+    if record.get("content") != stage.content_digest():
+        return "a file its params point to changed"
     earlier = lambda ids: ids[: ids.index(stage.id)] if stage.id in ids else ids  # noqa: E731
     if earlier(before) != earlier(now):
         return f"the stages before it were {earlier(before)}, now {earlier(now)}"
@@ -175,8 +181,10 @@ class PipelineRun:
             self._run_tasks(stage, index, report, ShardTask, plan=self._plan(stage, index))
         elif isinstance(stage, GlobalStage):
             state = self._collect_reduce(stage, index)
-            self._run_tasks(stage, index, report, ApplyTask, plan=self._plan(stage, index),
-                            shared=state, salt=stable_hash(state))
+            plan = self._plan(stage, index)
+            self._run_tasks(stage, index, report, ApplyTask, plan=plan, shared=state, salt=stable_hash(state))
+            outputs = {shard: self.run.output_path(stage.id, shard) for shard in self.shards}
+            report.details = stage.finish(state, self.run.stage_dir(stage.id), plan, outputs)
         elif isinstance(stage, SinkStage):
             self._run_sink(stage, index, report)
         report.wall_seconds = time.perf_counter() - started
@@ -202,7 +210,7 @@ class PipelineRun:
         self.run.remove_stale(stage.id, units, self.shards)
         self.run.write_stage_record(stage.id, {
             "stage": stage.name, "id": stage.id, "config_hash": self.hashes[index],
-            "params": stage.params.model_dump(mode="json"), "shards": units,
+            "params": stage.params.model_dump(mode="json"), "content": stage.content_digest(), "shards": units,
         })
 
     def _run_source(self, stage: SourceStage, index: int, report: StageReport) -> None:

@@ -20,6 +20,8 @@ _TYPES = {
     "int64": pa.int64(),
     "float32": pa.float32(),
     "float64": pa.float64(),
+    "list<int32>": pa.list_(pa.int32()),
+    "list<string>": pa.list_(pa.string()),
 }
 
 

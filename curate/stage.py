@@ -92,6 +92,11 @@ class Stage(ABC):
         its columns after its parameters (a scorer named after its model)."""
         return load_schema(self.output_schema)
 
+    def content_digest(self) -> str | None:
+        """A digest of the files the parameters point to (a model, a metadata list), so that a
+        changed file counts as a changed configuration on resume. None: nothing to digest."""
+        return None
+
     def check_view(self, schema: pa.Schema) -> None:
         """Raise ConfigError if the stage cannot work on a view of this schema (checked before
         any shard runs). Stages whose parameters refer to columns override it."""
@@ -154,6 +159,13 @@ class GlobalStage(ReducingStage):
     def apply(self, view: pa.Table, state: Any) -> pa.Table:
         """The stage's output for one shard, given the global state."""
         ...
+
+    def finish(self, state: Any, stage_dir: Path, view: ViewPlan, outputs: dict[str, Path]) -> dict | None:
+        """Driver side, once every shard's output is committed: write run-level files under
+        stage_dir/report/ (reading each shard's view and its output, shard -> Parquet path) and return
+        figures for the run summary (the stage's `details`). Runs on every resume, so it must
+        only depend on its inputs. Default: nothing."""
+        return None
 
 
 class SinkStage(ReducingStage):

@@ -90,7 +90,12 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def _weights_file(weights: str) -> Path:
+def is_local(weights: str | None) -> bool:
+    """Whether `weights` names a local path (anything with a path separator) rather than a tag."""
+    return weights is not None and (os.path.isabs(weights) or os.sep in weights)
+
+
+def weights_file(weights: str) -> Path:
     """An absolute local weights path: a file, or a directory holding one of the usual names."""
     path = Path(weights)
     if path.is_dir():
@@ -134,7 +139,7 @@ def load_clip(model_name: str, weights: str | None, device: str = "auto") -> Loa
     if model_name not in open_clip.list_models():
         raise ConfigError(f"unknown open_clip model {model_name!r}; e.g. curate-tiny-vit, ViT-B-32, ViTamin-S")
     device = resolve_device(device)
-    local = weights is not None and (os.path.isabs(weights) or os.sep in weights)
+    local = is_local(weights)
     if weights is not None and not local and weights not in open_clip.list_pretrained_tags_by_model(model_name):
         raise ConfigError(f"{weights!r} is neither an absolute path nor a pretrained tag of {model_name} "
                           f"({', '.join(open_clip.list_pretrained_tags_by_model(model_name)) or 'none'})")
@@ -143,7 +148,7 @@ def load_clip(model_name: str, weights: str | None, device: str = "auto") -> Loa
         model_name, pretrained=None if local else weights, device="cpu", weights_only=True)
     if local:
         try:
-            model.load_state_dict(_state_dict(_weights_file(weights)))
+            model.load_state_dict(_state_dict(weights_file(weights)))
         except RuntimeError as error:
             raise ConfigError(f"weights in {weights} do not fit {model_name}: {str(error).splitlines()[0]}") from None
     model = model.to(device).eval()

@@ -12,6 +12,7 @@ import pyarrow as pa
 from PIL import Image
 from pydantic import Field
 
+from curate.run import file_sha256
 from curate.schema import load_schema
 from curate.stage import Resources, ShardStage, StageParams, register
 from curate.stages.score.model_batches import BatchFeeder, scorable_rows
@@ -48,6 +49,12 @@ class ClipScore(ShardStage):
         base = load_schema(self.output_schema)
         names = [n if n == "uid" else f"{self.prefix}_{n}" for n in base.names]
         return pa.schema([field.with_name(n) for field, n in zip(base, names)], metadata=base.metadata)
+
+    def content_digest(self) -> str | None:
+        """The local weights file's sha256: a checkpoint rewritten at the same path is new weights."""
+        from curate.models.clip import is_local, weights_file
+
+        return file_sha256(weights_file(self.params.weights)) if is_local(self.params.weights) else None
 
     def setup(self) -> None:
         """Load the model once per worker."""

@@ -1,0 +1,1 @@
+"""MetaCLIP curation: metadata entries, reference-exact substring matching, balanced sampling."""
