@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import warnings
 from typing import Any
 
@@ -17,6 +18,7 @@ IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff")
 OPEN_CLIP_IMAGE_EXTENSIONS = ("jpg", "png", "webp")  # others are re-encoded as PNG at export
 CAPTION_EXTENSIONS = ("txt",)
 _DECODE_TARGET = (64, 64)
+_HEX32 = re.compile(r"[0-9a-fA-F]{32}")
 
 
 def make_uid(source: str, key: str) -> str:
@@ -70,14 +72,24 @@ def _looks_like_text(data: bytes) -> bool:
     return head[:1] == b"<" or all(32 <= byte < 127 or byte in b"\r\n\t" for byte in head)
 
 
+def given_uid(value: Any) -> tuple[str | None, str | None]:
+    """(uid, problem) for a uid the source carries (DataComp's pools do): 32 hex digits."""
+    if value is None:
+        return None, "missing_uid"
+    if not isinstance(value, str) or not _HEX32.fullmatch(value):
+        return None, "bad_uid"
+    return value.lower(), None
+
+
 def sample_row(source: str, key: str, image: bytes | None, caption: bytes | str | None, *,
                url: str | None = None, meta: dict[str, Any] | None = None,
-               check: str = "decode", problem: str | None = None) -> dict:
-    """A sample.v1 row; `problem` is a reason known before looking (e.g. truncated_tar)."""
+               check: str = "decode", problem: str | None = None, uid: str | None = None) -> dict:
+    """A sample.v1 row; `problem` is a reason known before looking (e.g. truncated_tar); `uid`
+    replaces the uid made from source and key."""
     info, image_problem = inspect_image(image, check) if problem is None else ({}, None)
     text, caption_problem = clean_caption(caption)
     return {
-        "uid": make_uid(source, key),
+        "uid": uid or make_uid(source, key),
         "key": key,
         "source": source,
         "url": url,

@@ -98,7 +98,7 @@ class EntryMatcher:
         self.entries = pl.Series("entry", entries, dtype=pl.String)
         pieces = self.entries.str.split(" ")
         lengths = pieces.list.len().to_numpy().astype(np.int64)
-        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        starts = np.cumsum(lengths) - lengths
         with np.errstate(over="ignore"):
             full, prefixes = _run_hashes(_piece_hashes(pieces.explode()), starts, lengths)
         self._ids_by_hash = np.argsort(full, kind="stable")
@@ -128,7 +128,7 @@ class EntryMatcher:
         """(first piece, number of pieces, entry id) of every run whose hash is an entry's."""
         start = np.arange(len(piece_hashes))
         running, length = piece_hashes.copy(), 1
-        hits_start, hits_length, hits_key = [], [], []
+        hits_start, hits_length, hits_key = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
         while len(start):
             key = self.table.find(running)
             known = key >= 0
@@ -165,7 +165,9 @@ class EntryMatcher:
 def _per_row_lists(rows: np.ndarray, ids: np.ndarray, n_rows: int, null: np.ndarray) -> pa.ListArray:
     """A list<int32> per row: its distinct ids, ascending; null where `null`."""
     keys = np.sort(rows.astype(np.uint64) << np.uint64(32) | ids.astype(np.uint64))
-    keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])]  # np.unique is several times slower
+    first = np.ones(len(keys), bool)  # np.unique is several times slower
+    first[1:] = keys[1:] != keys[:-1]
+    keys = keys[first]
     values = (keys & np.uint64(0xFFFFFFFF)).astype(np.int32)
     offsets = np.searchsorted(keys >> np.uint64(32), np.arange(n_rows + 1, dtype=np.uint64)).astype(np.int32)
     return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values), mask=pa.array(null))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import tarfile
 
 import numpy as np
@@ -123,3 +124,16 @@ def test_uid_is_a_hash_of_source_name_and_key(tmp_path):
     assert ingest["uid"] == make_uid("demo/a.tar", "000000") and len(ingest["uid"]) == 32
     assert ingest["url"] == "http://example.invalid/0.jpg"
     assert (ingest["width"], ingest["height"], ingest["image_format"]) == (32, 32, "jpg")
+
+
+def test_uids_carried_by_the_pool_are_used_and_bad_ones_dropped(tmp_path):
+    carried = "0123456789ABCDEF0123456789abcdef"
+    samples = [sample(i, "a red circle on blue") for i in range(4)]
+    for record, meta in zip(samples, [{"uid": carried}, {"uid": "not-hex"}, {}, {"uid": 12}]):
+        record["json"] = json.dumps(meta).encode()
+    (tmp_path / "p.tar").write_bytes(tar_bytes(samples))
+    _run(tmp_path, str(tmp_path / "p.tar"), uid_field="uid")
+    rows = pq.read_table(tmp_path / "run" / "ingest_webdataset" / "p.parquet").to_pylist()
+    assert rows[0]["uid"] == carried.lower() and rows[0]["drop_reason"] is None
+    assert [row["drop_reason"] for row in rows[1:]] == ["bad_uid", "missing_uid", "bad_uid"]
+    assert rows[2]["uid"] == make_uid("p.tar", "000002")  # a dropped row keeps a uid of its own

@@ -7,14 +7,23 @@ import tarfile
 from typing import Iterator
 
 import fsspec
+from pydantic import Field
 from webdataset.tariterators import base_plus_ext
 
 from curate.errors import InputError
-from curate.io.samples import CAPTION_EXTENSIONS, IMAGE_EXTENSIONS, sample_row
+from curate.io.samples import CAPTION_EXTENSIONS, IMAGE_EXTENSIONS, given_uid, sample_row
 from curate.stage import ShardSpec, register
 from curate.stages.ingest.common import FileSource, IngestParams
 
 _END_OF_ARCHIVE = 2 * tarfile.BLOCKSIZE
+
+
+class WebDatasetParams(IngestParams):
+    """Inputs, image checks, and where uids come from."""
+
+    uid_field: str | None = Field(None, description="take each sample's uid from this field of its .json "
+                                  "(DataComp's pools carry `uid`: 32 hex digits) instead of making one from "
+                                  "its file and key, so uids survive repacking; missing or malformed: dropped")
 
 
 @register
@@ -22,7 +31,7 @@ class IngestWebDataset(FileSource):
     """Read WebDataset tars (local paths, brace patterns like pool/{00000..00009}.tar, URLs)."""
 
     name = "ingest_webdataset"
-    Params = IngestParams
+    Params = WebDatasetParams
 
     def read_shard(self, spec: ShardSpec, warnings: list[str]) -> Iterator[dict]:
         """Yield one row per sample key; a sample cut by a truncated tar is a dropped row."""
@@ -35,8 +44,12 @@ class IngestWebDataset(FileSource):
         caption = next((members[ext] for ext in CAPTION_EXTENSIONS if ext in members), None)
         meta = _meta(members.get("json"))
         url = meta.get("url") if isinstance(meta.get("url"), str) else None
+        uid = None
+        if self.params.uid_field is not None:
+            uid, uid_problem = given_uid(meta.get(self.params.uid_field))
+            problem = problem or uid_problem
         return sample_row(source, key, image, caption, url=url, meta=meta or None,
-                          check=self.params.check_images, problem=problem)
+                          check=self.params.check_images, problem=problem, uid=uid)
 
 
 def _meta(raw: bytes | None) -> dict:

@@ -11,7 +11,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import Field, model_validator
 
-from curate.errors import ConfigError
 from curate.io.subset import uids_to_u8u8
 from curate.metaclip import balance as math
 from curate.metaclip.metadata import load_metadata
@@ -53,11 +52,6 @@ class MetaclipBalance(GlobalStage):
     output_schema = "metaclip_balance.v1"
     input_columns = (IDS,)
     collect_columns = (IDS,)
-
-    def check_view(self, schema: pa.Schema) -> None:
-        """The matched entry ids must come from an earlier metaclip_match stage."""
-        if IDS not in schema.names:
-            raise ConfigError(f"stage {self.id!r} needs {IDS!r}: put a metaclip_match stage before it")
 
     def collect(self, view: pa.Table) -> pa.Table:
         """Entry counts of this shard's alive captions (entry_id, count), and with target_size
