@@ -6,10 +6,10 @@ STAMP  := $(VENV)/.installed
 VENDOR := data/vendor
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-# what the embedded real pools are built from (see docs/pools.md), and the libraries OpenCV
-# (used by the text_in_image detector) links against
+# what the embedded real pools are built from (see docs/pools.md), WordNet for MetaCLIP metadata,
+# and the libraries OpenCV (used by the text_in_image detector) links against
 OS_PACKAGES  := tuxpaint-stamps-default openclipart-png openclipart-svg iso-flags-png-320x240 \
-                iso-codes dataset-fashion-mnist libcairo2 libgl1 libglib2.0-0
+                iso-codes dataset-fashion-mnist libcairo2 wordnet-base libgl1 libglib2.0-0
 NPM_PACKAGES := emoji-datasource-google@16.0.0 openmoji@17.0.0
 
 .PHONY: setup os-packages vendor demo eval-sets test bench clean
@@ -39,6 +39,7 @@ setup: $(STAMP) os-packages vendor
 
 demo: setup
 	$(BIN)/curate pools build web --out data/pools/web
+	test -f data/metaclip/metadata.json || $(BIN)/curate metadata build --out data/metaclip/metadata.json
 	$(BIN)/curate run pipelines/quickstart.yaml
 
 eval-sets: setup
@@ -55,4 +56,4 @@ bench: setup
 	$(BIN)/curate bench download --n 20000
 
 clean:  # keeps data/vendor: fetching it again needs the npm registry
-	rm -rf $(VENV) runs data/pools data/eval data/bench *.egg-info
+	rm -rf $(VENV) runs data/pools data/eval data/bench data/metaclip *.egg-info

@@ -18,7 +18,10 @@ app = typer.Typer(help="Curate image-text pools into CLIP pretraining sets.", no
                   pretty_exceptions_enable=False)
 pools_app = typer.Typer(help="Build pools (WebDataset shards + Parquet) to ingest.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks: print throughput and memory figures.", no_args_is_help=True)
+metadata_app = typer.Typer(help="MetaCLIP metadata: the entry lists metaclip_match matches captions against.",
+                           no_args_is_help=True)
 app.add_typer(pools_app, name="pools")
+app.add_typer(metadata_app, name="metadata")
 app.add_typer(bench_app, name="bench")
 console = Console()
 
@@ -53,6 +56,10 @@ def run(
         _fail(error)
     console.print(summary_table(summary))
     for stage in summary["stages"]:
+        if stage.get("details"):
+            figures = "  ".join(f"{k} {v:,}" if isinstance(v, (int, float)) else f"{k} {v}"
+                                for k, v in stage["details"].items())
+            console.print(f"{stage['stage_id']}: {figures}", highlight=False)
         for warning in stage["warnings"]:
             console.print(f"[yellow]warning[/] {stage['stage_id']}: {escape(warning)}", highlight=False)
     console.print(f"ingested {summary['ingested']:,}  curated {summary['curated']:,}  "
@@ -194,6 +201,31 @@ def _build_pool(name: str, out: Path, workers: int, force: bool = False, **setti
     console.print(f"{state} {name}: {info['n']:,} samples in {len(info['shards'])} shards in {out}"
                   + (f" ({refused} evaluation items refused)" if refused else ""))
     return info
+
+
+@metadata_app.command("build")
+def metadata_build(
+    out: Path = typer.Option(..., "--out", help="where to write metadata.json"),
+    wordnet: bool = typer.Option(True, help="WordNet 3.0 lemmas (apt wordnet-base)"),
+    unigrams: bool = typer.Option(True, help="English unigrams from wordfreq"),
+    min_frequency: float = typer.Option(2.5e-8, min=0, help="least wordfreq frequency of a unigram (2.5e-8: about "
+                                        "100 uses in English Wikipedia, MetaCLIP's cut)"),
+    extra: list[Path] = typer.Option([], "--extra", help="more entries: a JSON list or one entry per line "
+                                     "(titles, your own list); repeatable"),
+) -> None:
+    """Write a MetaCLIP metadata.json: WordNet lemmas, then wordfreq unigrams, then each --extra
+    list, without repeats, in that order (entry id = position)."""
+    import json
+
+    from curate.metaclip.metadata import build_metadata
+    from curate.run import write_atomic
+
+    try:
+        entries = build_metadata(wordnet=wordnet, min_frequency=min_frequency if unigrams else None, extra=extra)
+    except CurateError as error:
+        _fail(error)
+    write_atomic(out, json.dumps(entries, ensure_ascii=False).encode())
+    console.print(f"wrote {len(entries):,} entries to {out}")
 
 
 @bench_app.command("ingest")
