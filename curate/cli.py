@@ -293,6 +293,77 @@ def bench_score(
     console.print(table)
 
 
+@bench_app.command("metaclip")
+def bench_metaclip(
+    entries: int = typer.Option(500_000, min=1, help="metadata entries"),
+    match_captions: int = typer.Option(200_000, min=1, help="captions for the one-core matcher comparison"),
+    n: int = typer.Option(1_000_000, min=1, help="captions to match and balance end to end"),
+    t: float = typer.Option(50, min=0, help="balancing threshold (MetaCLIP's 20,000 for 400M, scaled to 1M)"),
+    executors: str = typer.Option("local,ray", help="comma-separated executors for the end-to-end runs"),
+    workers: int = typer.Option(0, help="Ray workers (0: all cores); Ray also runs with 1 for the speed-up"),
+    work_dir: Path = typer.Option(Path("data/bench"), help="where the metadata, pool and runs go"),
+) -> None:
+    """MetaCLIP matching on one core, our matcher next to a plain pyahocorasick loop with the
+    reference semantics (same captions, same process); then ingest -> match -> balance of a
+    generated caption pool on each executor."""
+    import json
+
+    from curate.bench import metaclip as bench
+    from curate.config import PipelineConfig
+    from curate.pipeline import run_pipeline
+
+    metadata = work_dir / f"metaclip-metadata-{entries}.json"
+    if not metadata.exists():
+        metadata.parent.mkdir(parents=True, exist_ok=True)
+        metadata.write_text(json.dumps(bench.bench_metadata(entries), ensure_ascii=False))
+    pool = work_dir / f"metaclip-captions-{n}"
+    if not pool.exists():
+        bench.write_caption_pool(bench.bench_captions(n), pool, per_file=50_000)
+    sample = work_dir / f"metaclip-match-{match_captions}.parquet"
+    if not sample.exists():
+        bench.write_caption_pool(bench.bench_captions(match_captions, seed=1), work_dir / "metaclip-tmp", match_captions)
+        (work_dir / "metaclip-tmp" / "00000.parquet").rename(sample)
+        (work_dir / "metaclip-tmp").rmdir()
+    timing = bench.time_matchers_on_one_core(metadata, sample)
+    table = Table(title=f"matching {timing['captions']:,} captions against {timing['entries']:,} entries, one core")
+    for column in ("matcher", "captions/s/core", "vs pyahocorasick", "same ids"):
+        table.add_column(column, justify="right")
+    table.add_row("pyahocorasick loop", f"{timing['reference_per_s']:,.0f}", "1.00x", "")
+    table.add_row("curate EntryMatcher", f"{timing['ours_per_s']:,.0f}",
+                  f"{timing['ours_per_s'] / timing['reference_per_s']:.2f}x", str(timing["same_ids"]))
+    console.print(table)
+    console.print(f"{timing['matches_per_caption']:.1f} matched entries per caption; "
+                  f"entry table built in {timing['ours_build_s']:.1f}s", highlight=False)
+    _bench_balance_runs(bench, pool, metadata, work_dir, n, t, executors, workers)
+
+
+def _bench_balance_runs(bench, pool, metadata, work_dir, n, t, executors, workers) -> None:
+    import shutil
+
+    from curate.config import PipelineConfig
+    from curate.pipeline import run_pipeline
+
+    table = Table(title=f"ingest -> metaclip_match -> metaclip_balance, {n:,} captions, t={t:g}")
+    for column in ("executor", "workers", "ingest s", "match s", "match captions/s", "balance s", "kept"):
+        table.add_column(column, justify="right")
+    all_cores = workers or (os.cpu_count() or 1)
+    runs = [(kind.strip(), count) for kind in executors.split(",")
+            for count in ([1] if kind.strip() == "local" else sorted({1, all_cores}))]
+    for kind, count in runs:
+        config = PipelineConfig(**bench.balance_pipeline(pool, metadata, work_dir / f"run-metaclip-{kind}-{count}", t))
+        shutil.rmtree(config.run_dir, ignore_errors=True)
+        try:
+            summary = run_pipeline(config, executor=kind, workers=count)
+        except CurateError as error:
+            _fail(error)
+        seconds = {stage["stage"]: stage["wall_seconds"] for stage in summary["stages"]}
+        matched = summary["stages"][1]["alive_in"]
+        table.add_row(kind, str(count), f"{seconds['ingest_table']:.1f}", f"{seconds['metaclip_match']:.1f}",
+                      f"{matched / seconds['metaclip_match']:,.0f}", f"{seconds['metaclip_balance']:.1f}",
+                      f"{summary['curated']:,}")
+    console.print(table)
+
+
 @bench_app.command("download")
 def bench_download(
     n: int = typer.Option(20_000, min=1, help="images to serve and download"),

@@ -58,6 +58,8 @@ def finished_run(tmp_path) -> Path:
                           "--format", "--workers"]),
     (["bench", "ingest"], ["--n", "--executors", "--workers", "--work-dir", "--samples-per-shard"]),
     (["bench", "score"], ["--models", "--n", "--image-size", "--batch-size", "--device", "--decode-threads"]),
+    (["bench", "metaclip"], ["--entries", "--match-captions", "--n", "--t", "--executors", "--workers"]),
+    (["metadata", "build"], ["--out", "--wordnet", "--unigrams", "--min-frequency", "--extra"]),
 ])
 def test_help_mentions_key_options(command, expected):
     result = _invoke(*command, "--help")
@@ -71,7 +73,7 @@ def test_help_mentions_key_options(command, expected):
 def test_top_level_help_lists_every_command():
     result = _invoke("--help")
     assert result.exit_code == 0
-    for command in ("run", "status", "scan", "pools", "bench"):
+    for command in ("run", "status", "scan", "select", "pools", "metadata", "bench"):
         assert re.search(rf"\b{command}\b", _text(result)), command
 
 
@@ -310,6 +312,16 @@ def test_bench_score_puts_end_to_end_next_to_model_alone(tmp_path):
     assert re.search(r"curate-tiny-vit\s*[│|]\s*40\s*[│|]\s*[\d,]+\s*[│|]\s*[\d,]+\s*[│|]\s*\d+%", result.stdout), result.stdout
     summary = json.loads((tmp_path / "bench" / "run-score-curate-tiny-vit" / "summary.json").read_text())
     assert [stage["stage"] for stage in summary["stages"]] == ["ingest_webdataset", "clip_score"]
+
+
+def test_bench_metaclip_compares_matchers_and_balances_on_a_tiny_pool(tmp_path):
+    result = _invoke("bench", "metaclip", "--entries", "3000", "--match-captions", "300", "--n", "1200",
+                     "--t", "20", "--executors", "local", "--work-dir", tmp_path / "bench")
+    assert result.exit_code == 0, _text(result)
+    assert re.search(r"curate EntryMatcher\s*[│|]\s*[\d,]+\s*[│|]\s*[\d.]+x\s*[│|]\s*True", result.stdout), result.stdout
+    summary = json.loads((tmp_path / "bench" / "run-metaclip-local-1" / "summary.json").read_text())
+    assert [stage["stage"] for stage in summary["stages"]] == ["ingest_table", "metaclip_match", "metaclip_balance"]
+    assert summary["ingested"] == 1200 and 0 < summary["curated"] < 1200
 
 
 def test_pipeline_yaml_written_to_the_run_matches_the_file(finished_run):
