@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from curate import InputError, load_pipeline, run_pipeline
+from curate import InputError, ResumeError, load_pipeline, run_pipeline
 from curate.cli import app
 from curate.metaclip.metadata import WORDNET_DIR, build_metadata, load_metadata
 from conftest import write_pipeline, write_pool
@@ -59,3 +59,16 @@ def test_bad_metadata_files_are_clear_errors(tmp_path):
                           stages=[{"stage": "metaclip_match", "params": {"metadata": str(tmp_path / "no.json")}}])
     with pytest.raises(InputError, match="curate metadata build --out"):
         run_pipeline(load_pipeline(path))
+
+
+def test_a_changed_metadata_file_is_a_changed_configuration(tmp_path):
+    write_pool(tmp_path / "pool", 1, 6)
+    metadata = tmp_path / "m.json"
+    metadata.write_text(json.dumps(["red", "circle"]))
+    path = write_pipeline(tmp_path / "p.yaml", str(tmp_path / "pool" / "*.tar"), tmp_path / "run",
+                          stages=[{"stage": "metaclip_match", "params": {"metadata": str(metadata)}}])
+    assert run_pipeline(load_pipeline(path))["curated"] == 1  # "a red circle on a blue background"
+    metadata.write_text(json.dumps(["red", "circle", "square"]))
+    with pytest.raises(ResumeError, match="a file its params point to changed"):
+        run_pipeline(load_pipeline(path))
+    assert run_pipeline(load_pipeline(path), force=True)["curated"] == 2  # and "a small green square ..."
