@@ -103,6 +103,8 @@ def test_t_from_a_target_size_or_a_tail_fraction(tmp_path):
     details = summary["stages"][2]["details"]
     assert details["expected_size"] == pytest.approx(600, abs=0.1)
     assert _within_binomial(details["realised_size"], 2005, 600 / 2005)
+    sampled, _ = _run(tmp_path, "sampled", {"target_size": 600, "size_sample": 0.5})
+    assert sampled["stages"][2]["details"]["expected_size"] == pytest.approx(600, rel=0.1)  # t from half the captions
     summary, _ = _run(tmp_path, "tail", {"tail_fraction": 0.6})
     assert summary["stages"][2]["details"]["t"] == 1000  # counts 5, 1000, 2000: 2 of 3 are <= 1000
 

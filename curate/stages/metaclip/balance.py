@@ -20,6 +20,7 @@ from curate.view import ViewPlan
 
 IDS = "metaclip_entry_ids"
 DROPPED = "metaclip_balance"
+_SAMPLING_STREAM = 1 << 40  # an "entry id" no metadata reaches: sampling draws are not balancing draws
 
 
 class MetaclipBalanceParams(StageParams):
@@ -57,7 +58,7 @@ class MetaclipBalance(GlobalStage):
         """Entry counts of this shard's alive captions (entry_id, count), and with target_size
         the entry lists of the sampled captions (entry_id null, ids)."""
         alive = view.filter(pc.is_null(view.column("drop_reason")))
-        rows, entry = math.flatten(alive.column(IDS))
+        _, entry = math.flatten(alive.column(IDS))
         ids, counts = np.unique(entry, return_counts=True)
         parts = [pa.table({"entry_id": pa.array(ids, pa.int32()), "count": pa.array(counts, pa.int64()),
                            "ids": pa.nulls(len(ids), pa.list_(pa.int32()))})]
@@ -73,7 +74,7 @@ class MetaclipBalance(GlobalStage):
         if self.params.size_sample >= 1:
             return np.ones(view.num_rows, bool)
         pairs = uids_to_u8u8(view.column("uid").to_pylist())
-        draw = math.uniform_draws(self.params.seed, pairs["f0"], pairs["f1"], np.full(view.num_rows, -1))
+        draw = math.uniform_draws(self.params.seed, pairs["f0"], pairs["f1"], np.full(view.num_rows, _SAMPLING_STREAM))
         return draw < self.params.size_sample
 
     def reduce(self, collected: dict[str, pa.Table]) -> dict:
