@@ -309,8 +309,6 @@ def bench_metaclip(
     import json
 
     from curate.bench import metaclip as bench
-    from curate.config import PipelineConfig
-    from curate.pipeline import run_pipeline
 
     metadata = work_dir / f"metaclip-metadata-{entries}.json"
     if not metadata.exists():
