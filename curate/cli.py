@@ -270,7 +270,7 @@ def bench_score(
     """Images/s of clip_score end to end from shards (decode + preprocess + model + write) next
     to the same model alone on preprocessed tensors, in the same run. Weights are random: speed
     does not depend on them."""
-    from curate.bench.score import ScoreBench, score_pipeline, time_end_to_end, time_model_alone
+    from curate.bench.score import score_pipeline, time_end_to_end, time_model_alone
     from curate.models.clip import resolve_device
 
     device = resolve_device(device)
@@ -287,9 +287,8 @@ def bench_score(
             alone = time_model_alone(model, device, batch_size, pool, images)
         except CurateError as error:
             _fail(error)
-        result = ScoreBench(model, device, images, images / seconds, alone)
-        table.add_row(model, f"{images:,}", f"{result.end_to_end:,.0f}", f"{result.model_alone:,.0f}",
-                      f"{result.ratio:.0%}")
+        end_to_end = images / seconds
+        table.add_row(model, f"{images:,}", f"{end_to_end:,.0f}", f"{alone:,.0f}", f"{end_to_end / alone:.0%}")
     console.print(table)
 
 
@@ -319,9 +318,7 @@ def bench_metaclip(
         bench.write_caption_pool(bench.bench_captions(n), pool, per_file=50_000)
     sample = work_dir / f"metaclip-match-{match_captions}.parquet"
     if not sample.exists():
-        bench.write_caption_pool(bench.bench_captions(match_captions, seed=1), work_dir / "metaclip-tmp", match_captions)
-        (work_dir / "metaclip-tmp" / "00000.parquet").rename(sample)
-        (work_dir / "metaclip-tmp").rmdir()
+        bench.write_caption_table(bench.bench_captions(match_captions, seed=1), sample)
     timing = bench.time_matchers_on_one_core(metadata, sample)
     table = Table(title=f"matching {timing['captions']:,} captions against {timing['entries']:,} entries, one core")
     for column in ("matcher", "captions/s/core", "vs pyahocorasick", "same ids"):
@@ -332,33 +329,21 @@ def bench_metaclip(
     console.print(table)
     console.print(f"{timing['matches_per_caption']:.1f} matched entries per caption; "
                   f"entry table built in {timing['ours_build_s']:.1f}s", highlight=False)
-    _bench_balance_runs(bench, pool, metadata, work_dir, n, t, executors, workers)
-
-
-def _bench_balance_runs(bench, pool, metadata, work_dir, n, t, executors, workers) -> None:
-    import shutil
-
-    from curate.config import PipelineConfig
-    from curate.pipeline import run_pipeline
 
     table = Table(title=f"ingest -> metaclip_match -> metaclip_balance, {n:,} captions, t={t:g}")
     for column in ("executor", "workers", "ingest s", "match s", "match captions/s", "balance s", "kept"):
         table.add_column(column, justify="right")
     all_cores = workers or (os.cpu_count() or 1)
-    runs = [(kind.strip(), count) for kind in executors.split(",")
-            for count in ([1] if kind.strip() == "local" else sorted({1, all_cores}))]
-    for kind, count in runs:
-        config = PipelineConfig(**bench.balance_pipeline(pool, metadata, work_dir / f"run-metaclip-{kind}-{count}", t))
-        shutil.rmtree(config.run_dir, ignore_errors=True)
-        try:
-            summary = run_pipeline(config, executor=kind, workers=count)
-        except CurateError as error:
-            _fail(error)
-        seconds = {stage["stage"]: stage["wall_seconds"] for stage in summary["stages"]}
-        matched = summary["stages"][1]["alive_in"]
-        table.add_row(kind, str(count), f"{seconds['ingest_table']:.1f}", f"{seconds['metaclip_match']:.1f}",
-                      f"{matched / seconds['metaclip_match']:,.0f}", f"{seconds['metaclip_balance']:.1f}",
-                      f"{summary['curated']:,}")
+    for kind in (k.strip() for k in executors.split(",")):
+        for count in [1] if kind == "local" else sorted({1, all_cores}):
+            try:
+                run = bench.time_balance_run(pool, metadata, work_dir / f"run-metaclip-{kind}-{count}", t, kind, count)
+            except CurateError as error:
+                _fail(error)
+            seconds = run["seconds"]
+            table.add_row(kind, str(count), f"{seconds['ingest_table']:.1f}", f"{seconds['metaclip_match']:.1f}",
+                          f"{run['matched'] / seconds['metaclip_match']:,.0f}", f"{seconds['metaclip_balance']:.1f}",
+                          f"{run['kept']:,}")
     console.print(table)
 
 

@@ -118,31 +118,43 @@ def time_matchers_on_one_core(metadata_path: Path, captions_path: Path) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def write_caption_pool(captions: list[str], folder: Path, per_file: int) -> None:
-    """Parquet tables of (key, caption, image): one tiny PNG shared by every row, so the run
+def write_caption_table(captions: list[str], path: Path, first_key: int = 0) -> None:
+    """A Parquet table of (key, caption, image): one tiny PNG shared by every row, so a run
     measures captions, not pixels."""
     import io
 
     from PIL import Image
 
-    folder.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     Image.new("RGB", (8, 8), (120, 30, 200)).save(buffer, "PNG")
-    image = buffer.getvalue()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({"key": [f"{first_key + i:09d}" for i in range(len(captions))], "caption": captions,
+                             "image": pa.array([buffer.getvalue()] * len(captions), pa.binary())}), path)
+
+
+def write_caption_pool(captions: list[str], folder: Path, per_file: int) -> None:
+    """Caption tables of `per_file` rows each, numbered 00000.parquet, ..."""
     for index, start in enumerate(range(0, len(captions), per_file)):
-        part = captions[start:start + per_file]
-        table = pa.table({"key": [f"{start + i:09d}" for i in range(len(part))], "caption": part,
-                          "image": pa.array([image] * len(part), pa.binary())})
-        pq.write_table(table, folder / f"{index:05d}.parquet")
+        write_caption_table(captions[start:start + per_file], folder / f"{index:05d}.parquet", start)
 
 
-def balance_pipeline(pool: Path, metadata: Path, run_dir: Path, t: float) -> dict:
-    """ingest_table (header check) -> metaclip_match -> metaclip_balance, as a config dict."""
-    return {"name": "bench-metaclip", "run_dir": str(run_dir), "stages": [
+def time_balance_run(pool: Path, metadata: Path, run_dir: Path, t: float, executor: str, workers: int) -> dict:
+    """ingest_table (header check) -> metaclip_match -> metaclip_balance from an empty run
+    directory: each stage's wall seconds, the captions matched and the captions kept."""
+    import shutil
+
+    from curate.config import PipelineConfig
+    from curate.pipeline import run_pipeline
+
+    config = PipelineConfig(name="bench-metaclip", run_dir=run_dir, stages=[
         {"stage": "ingest_table", "params": {"inputs": str(pool / "*.parquet"), "check_images": "header"}},
         {"stage": "metaclip_match", "params": {"metadata": str(metadata)}},
         {"stage": "metaclip_balance", "params": {"t": t}},
-    ]}
+    ])
+    shutil.rmtree(run_dir, ignore_errors=True)
+    summary = run_pipeline(config, executor=executor, workers=workers)
+    seconds = {stage["stage"]: stage["wall_seconds"] for stage in summary["stages"]}
+    return {"seconds": seconds, "matched": summary["stages"][1]["alive_in"], "kept": summary["curated"]}
 
 
 def main(argv: list[str]) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
@@ -16,22 +15,6 @@ from curate.config import PipelineConfig
 from curate.pipeline import run_pipeline
 
 _DISTINCT_TENSORS = 1024  # the model-alone loop cycles over this many preprocessed images
-
-
-@dataclass
-class ScoreBench:
-    """One model's figures."""
-
-    model: str
-    device: str
-    images: int
-    end_to_end: float  # images/s
-    model_alone: float  # images/s
-
-    @property
-    def ratio(self) -> float:
-        """End to end as a fraction of model alone."""
-        return self.end_to_end / self.model_alone
 
 
 def score_pipeline(pool: Path, run_dir: Path, model: str, batch_size: int, device: str,

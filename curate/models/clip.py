@@ -33,17 +33,21 @@ class LoadedClip:
     def __post_init__(self) -> None:
         from torchvision.transforms import Normalize, ToTensor
 
+        import torch
+
         steps = list(getattr(self.preprocess, "transforms", []))
-        self._normalize = None
+        self._crop = None
         if len(steps) >= 2 and isinstance(steps[-2], ToTensor) and isinstance(steps[-1], Normalize):
-            self._crop, self._normalize = steps[:-2], steps[-1]
+            self._crop = steps[:-2]
+            self._mean, self._std = (torch.as_tensor(v, dtype=torch.float32, device=self.device)[:, None, None]
+                                     for v in (steps[-1].mean, steps[-1].std))
 
     def pixels(self, image: Any) -> Any:
         """One PIL image preprocessed: a uint8 HWC tensor on the fast path, else the float tensor."""
         import numpy as np
         import torch
 
-        if self._normalize is None:
+        if self._crop is None:
             return self.preprocess(image)
         for step in self._crop:
             image = step(image)
@@ -57,9 +61,7 @@ class LoadedClip:
         if pixels.dtype != torch.uint8:
             return pixels
         # HWC crops: what ToTensor + Normalize do per image, done once for the batch
-        mean = torch.as_tensor(self._normalize.mean, dtype=torch.float32, device=self.device)[:, None, None]
-        std = torch.as_tensor(self._normalize.std, dtype=torch.float32, device=self.device)[:, None, None]
-        return pixels.permute(0, 3, 1, 2).float().div(255).sub(mean).div(std)
+        return pixels.permute(0, 3, 1, 2).float().div(255).sub(self._mean).div(self._std)
 
     def encode(self, pixels: Any, tokens: Any) -> tuple[Any, Any]:
         """L2-normalised float32 image and text embeddings of a batch (bf16 autocast on a GPU)."""

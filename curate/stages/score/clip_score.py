@@ -4,18 +4,16 @@ model is not left waiting."""
 
 from __future__ import annotations
 
-import io
 import re
 from typing import Literal
 
 import pyarrow as pa
-from PIL import Image
 from pydantic import Field
 
 from curate.run import file_sha256
 from curate.schema import load_schema
 from curate.stage import Resources, ShardStage, StageParams, register
-from curate.stages.score.model_batches import BatchFeeder, scorable_rows
+from curate.stages.score.model_batches import BatchFeeder, decoded_rgb, scorable_rows
 
 
 class ClipScoreParams(StageParams):
@@ -79,13 +77,9 @@ class ClipScore(ShardStage):
                          names[2]: pa.array(image_emb, pa.binary()), names[3]: pa.array(text_emb, pa.binary())})
 
     def _pixels(self, data: bytes):
-        """The preprocessed image tensor, or None for an image that does not decode (one that
-        passed a header-only check at ingest may still fail here)."""
-        try:
-            with Image.open(io.BytesIO(data)) as image:
-                return self.clip.pixels(image.convert("RGB"))
-        except Exception:
-            return None
+        """The preprocessed image, or None for an image that does not decode."""
+        image = decoded_rgb(data)
+        return None if image is None else self.clip.pixels(image)
 
     def _prepare(self, chunk: list[int], images: list, captions: list):
         """Row indices that decoded, their pixels and their tokenised captions (None: none decoded)."""

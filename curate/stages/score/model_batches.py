@@ -3,10 +3,12 @@ preprocess) on other threads while the model works on this one, so the model is 
 
 from __future__ import annotations
 
+import io
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterator
 
 import pyarrow as pa
+from PIL import Image
 
 
 def scorable_rows(batch: pa.RecordBatch, columns: tuple[str, ...]) -> list[int]:
@@ -14,6 +16,16 @@ def scorable_rows(batch: pa.RecordBatch, columns: tuple[str, ...]) -> list[int]:
     alive = batch.column("drop_reason").is_null().to_numpy(zero_copy_only=False)
     present = [batch.column(name).is_valid().to_numpy(zero_copy_only=False) for name in columns]
     return [i for i in range(batch.num_rows) if alive[i] and all(column[i] for column in present)]
+
+
+def decoded_rgb(data: bytes) -> Image.Image | None:
+    """An encoded image decoded to RGB, or None when it does not decode (an image that passed
+    a header-only check at ingest may still fail here)."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.convert("RGB")
+    except Exception:  # PIL raises many types for bad bytes; all mean the same here
+        return None
 
 
 class BatchFeeder:

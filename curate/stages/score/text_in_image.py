@@ -4,15 +4,12 @@ filter images that are mostly text (T-MARS-style) and would cost several times m
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pyarrow as pa
-from PIL import Image
 from pydantic import Field
 
 from curate.stage import ShardStage, StageParams, register
-from curate.stages.score.model_batches import BatchFeeder, scorable_rows
+from curate.stages.score.model_batches import BatchFeeder, decoded_rgb, scorable_rows
 
 
 class TextInImageParams(StageParams):
@@ -80,8 +77,5 @@ def covered_fraction(quadrilaterals: list, shape: tuple[int, int]) -> float:
 
 def _bgr_pixels(data: bytes) -> np.ndarray | None:
     """An encoded image as a BGR uint8 array (the detector's input), or None when it does not decode."""
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            return np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
-    except Exception:  # an image that passed a header-only check at ingest may still fail here
-        return None
+    image = decoded_rgb(data)
+    return None if image is None else np.ascontiguousarray(np.asarray(image)[:, :, ::-1])
