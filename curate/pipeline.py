@@ -10,7 +10,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import yaml
 
 from curate.config import PipelineConfig
@@ -20,7 +19,7 @@ from curate.finalize import finalize_run
 from curate.io.serve import serve_folder
 from curate.progress import NullProgress, Progress
 from curate.run import RunDir, is_committed, stable_hash, write_atomic
-from curate.stage import GlobalStage, ShardStage, SinkStage, SourceStage, Stage
+from curate.stage import Collected, GlobalStage, ShardStage, SinkStage, SourceStage, Stage
 from curate.tasks import ApplyTask, CollectTask, ShardTask, SinkTask, SourceTask
 from curate.view import UpstreamStage, plan_view
 
@@ -261,9 +260,10 @@ class PipelineRun:
                                self._fingerprint(index, shard), plan)
             for shard in self.shards
         }
-        self._execute(stage, index, StageReport(stage.id, stage.name), todo, phase="_collect")
-        collected = {shard: pq.read_table(self.run.collect_path(stage.id, shard)) for shard in self.shards}
-        return stage.reduce(collected)
+        markers = self._execute(stage, index, StageReport(stage.id, stage.name), todo, phase="_collect")
+        key = stable_hash([self.hashes[index], [markers[shard]["output_sha256"] for shard in self.shards]])
+        paths = {shard: self.run.collect_path(stage.id, shard) for shard in self.shards}
+        return stage.reduce(Collected(paths, self.run.stage_dir(stage.id) / "report", key))
 
     def _run_sink(self, stage: SinkStage, index: int, report: StageReport) -> None:
         state = self._collect_reduce(stage, index)

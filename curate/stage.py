@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Iterator
+from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
@@ -131,6 +132,33 @@ class ShardStage(Stage):
         ...
 
 
+class Collected(Mapping):
+    """The collect results of a global stage, shard -> table in shard order, each read from disk
+    only when asked for, so a reduce can stream them. `report_dir` is where the stage may write
+    run-level files; `key` changes whenever the configuration or any collect result does, so a
+    reduce may cache costly results under it."""
+
+    def __init__(self, paths: dict[str, Path], report_dir: Path, key: str):
+        self.paths, self.report_dir, self.key = paths, report_dir, key
+
+    def __getitem__(self, shard: str) -> pa.Table:
+        import pyarrow.parquet as pq
+
+        return pq.read_table(self.paths[shard])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def rows(self, shard: str) -> int:
+        """Rows of one shard's collect result, read from its footer only."""
+        import pyarrow.parquet as pq
+
+        return pq.read_metadata(self.paths[shard]).num_rows
+
+
 class ReducingStage(Stage):
     """Common part of global and sink stages: collect per shard, reduce on the driver."""
 
@@ -146,7 +174,7 @@ class ReducingStage(Stage):
         ...
 
     @abstractmethod
-    def reduce(self, collected: dict[str, pa.Table]) -> Any:
+    def reduce(self, collected: Collected) -> Any:
         """Combine the per-shard summaries (shard -> table, in shard order) into a JSON-able
         state on the driver."""
         ...

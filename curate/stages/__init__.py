@@ -1,3 +1,3 @@
 """Built-in stages; importing this package registers them."""
 
-from curate.stages import export, ingest, metaclip, score, select  # noqa: F401
+from curate.stages import dedup, export, ingest, metaclip, score, select  # noqa: F401

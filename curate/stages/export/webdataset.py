@@ -19,7 +19,7 @@ from curate.io.samples import OPEN_CLIP_IMAGE_EXTENSIONS
 from curate.io.tars import tar_bytes
 from curate.run import sha256_hex, write_atomic, write_json_atomic, write_parquet_atomic
 from curate.schema import column_names, validate
-from curate.stage import SinkResult, SinkStage, StageParams, register
+from curate.stage import Collected, SinkResult, SinkStage, StageParams, register
 from curate.view import ViewPlan
 
 
@@ -46,7 +46,7 @@ class ExportWebDataset(SinkStage):
         """How many samples of this shard are kept."""
         return pa.table({"kept": [view.column("drop_reason").null_count]})
 
-    def reduce(self, collected: dict[str, pa.Table]) -> dict:
+    def reduce(self, collected: Collected) -> dict:
         """Kept counts per input shard, in order: enough to place every kept sample."""
         return {"inputs": list(collected), "kept": [t.column("kept")[0].as_py() for t in collected.values()],
                 "samples_per_shard": self.params.samples_per_shard}

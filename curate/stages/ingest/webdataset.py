@@ -36,7 +36,7 @@ class IngestWebDataset(FileSource):
     def read_shard(self, spec: ShardSpec, warnings: list[str]) -> Iterator[dict]:
         """Yield one row per sample key; a sample cut by a truncated tar is a dropped row."""
         url, source = spec.location
-        for key, members, problem in _grouped_members(url, warnings):
+        for key, members, problem in grouped_members(url, warnings):
             yield self._row(source, key, members, problem)
 
     def _row(self, source: str, key: str, members: dict[str, bytes], problem: str | None) -> dict:
@@ -62,7 +62,7 @@ def _meta(raw: bytes | None) -> dict:
     return value if isinstance(value, dict) else {"json": value}
 
 
-def _grouped_members(url: str, warnings: list[str]) -> Iterator[tuple[str, dict, str | None]]:
+def grouped_members(url: str, warnings: list[str]) -> Iterator[tuple[str, dict, str | None]]:
     """(key, {extension: bytes}, problem) for consecutive members sharing a key.
 
     When the archive ends early, the last sample may be missing members, so it is dropped as

@@ -15,7 +15,7 @@ from curate.io.subset import uids_to_u8u8
 from curate.metaclip import balance as math
 from curate.metaclip.metadata import load_metadata
 from curate.run import write_parquet_atomic
-from curate.stage import GlobalStage, StageParams, register
+from curate.stage import Collected, GlobalStage, StageParams, register
 from curate.view import ViewPlan
 
 IDS = "metaclip_entry_ids"
@@ -77,7 +77,7 @@ class MetaclipBalance(GlobalStage):
         draw = math.uniform_draws(self.params.seed, pairs["f0"], pairs["f1"], np.full(view.num_rows, _SAMPLING_STREAM))
         return draw < self.params.size_sample
 
-    def reduce(self, collected: dict[str, pa.Table]) -> dict:
+    def reduce(self, collected: Collected) -> dict:
         """Global entry counts and t."""
         table = pa.concat_tables(collected.values())
         counted = table.filter(pc.is_valid(table.column("entry_id")))

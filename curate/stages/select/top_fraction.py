@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from curate.io.subset import SUBSET_DTYPE, uids_to_u8u8
-from curate.stage import GlobalStage, StageParams, register
+from curate.stage import Collected, GlobalStage, StageParams, register
 
 
 class TopFractionParams(StageParams):
@@ -63,7 +63,7 @@ class SelectTopFraction(GlobalStage):
         names = ("score",) if self.params.rule == "datacomp" else ranked.dtype.names
         return pa.table({name: ranked[name] for name in names})
 
-    def reduce(self, collected: dict[str, pa.Table]) -> dict:
+    def reduce(self, collected: Collected) -> dict:
         """The threshold over the whole pool: DataComp's score, or the last kept (score, uid)."""
         table = pa.concat_tables(collected.values())
         if self.params.rule == "datacomp":

@@ -1,0 +1,125 @@
+"""decontaminate: drop pool samples whose image is too close to an image of an evaluation set.
+
+The evaluation images are embedded on the driver by the same model, weights and preprocessing
+as the pool's clip_score stage (same parameters), and every pool embedding, streamed shard by
+shard, is searched against them exactly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+from pydantic import Field
+
+from curate.dedup.embeddings import decode
+from curate.errors import ConfigError
+from curate.run import file_sha256, stable_hash
+from curate.stage import Collected, register
+from curate.stages.dedup.common import DuplicateStage
+from curate.stages.ingest.webdataset import grouped_members
+from curate.stages.score.clip_score import ClipScore, ClipScoreParams
+
+IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
+_BATCH = 1024
+
+
+class DecontaminateParams(ClipScoreParams):
+    """The evaluation sets, the threshold, and the model of the pool's clip_score stage."""
+
+    eval_sets: list[str] = Field(min_length=1, description="evaluation sets: folders of WebDataset shards (as "
+                                 "`curate pools build fashion-mnist-test --out DIR` writes) or .tar files")
+    threshold: float = Field(0.95, gt=0, le=1, description="cosine similarity to an evaluation image at or above "
+                             "which a sample is dropped")
+
+
+@register
+class Decontaminate(DuplicateStage):
+    """Samples near any evaluation image are dropped as eval_contamination."""
+
+    name = "decontaminate"
+    Params = DecontaminateParams
+    reason = "eval_contamination"
+
+    @property
+    def scorer(self) -> ClipScore:
+        """The clip_score stage whose embeddings this stage reads."""
+        fields = {name: getattr(self.params, name) for name in ClipScoreParams.model_fields}
+        return ClipScore(ClipScoreParams(**fields))
+
+    def compared_columns(self) -> tuple[str, ...]:
+        """<name>_image_embedding of the clip_score stage with the same model parameters."""
+        return (f"{self.scorer.prefix}_image_embedding",)
+
+    def _keep_column(self) -> str | None:
+        return None
+
+    def eval_files(self) -> list[tuple[str, Path]]:
+        """(set name, tar) of every evaluation shard, in order."""
+        found = []
+        for entry in self.params.eval_sets:
+            path = Path(entry).resolve()
+            tars = sorted(path.glob("*.tar")) if path.is_dir() else [path] if path.is_file() else []
+            if not tars:
+                raise ConfigError(f"stage {self.id!r}: evaluation set {entry} has no .tar shards; build it with "
+                                  f"`curate pools build <name> --out {entry}` (see `curate pools list`)")
+            found += [(path.name if path.is_dir() else path.stem, tar) for tar in tars]
+        return found
+
+    def content_digest(self) -> str:
+        """The evaluation shards and the model weights: either changing is a new configuration."""
+        return stable_hash([self.scorer.content_digest(), [file_sha256(tar) for _, tar in self.eval_files()]])
+
+    def find(self, collected: Collected) -> tuple[pa.Table, dict]:
+        """Embed the evaluation images, then search every pool embedding against them."""
+        import faiss
+
+        ids, queries = self._eval_embeddings()
+        index = faiss.IndexFlatIP(queries.shape[1])
+        index.add(queries)
+        parts = []
+        for shard in collected:
+            table = collected[shard]
+            if table.num_rows == 0:
+                continue
+            sims, nearest = index.search(decode(table.column(self.compared_columns()[0]), f" of shard {shard}"), 1)
+            hit = np.flatnonzero(sims[:, 0] >= self.params.threshold)
+            parts.append(pa.table({"uid": table.column("uid").take(pa.array(hit)),
+                                   "group": pa.array(nearest[hit, 0], pa.int64()),
+                                   "duplicate_of": pa.array([ids[i] for i in nearest[hit, 0]], pa.string()),
+                                   "similarity": pa.array(sims[hit, 0], pa.float32())}))
+        table = pa.concat_tables(parts) if parts else _empty()
+        by_set = {}
+        for name in table.column("duplicate_of").to_pylist():
+            by_set[name.split("/")[0]] = by_set.get(name.split("/")[0], 0) + 1
+        details = {"eval_images": len(ids), "removed": table.num_rows, "by_eval_set": dict(sorted(by_set.items()))}
+        return table.sort_by([("group", "ascending"), ("uid", "ascending")]), details
+
+    def _eval_embeddings(self) -> tuple[list[str], np.ndarray]:
+        scorer = self.scorer
+        scorer.setup()
+        ids, vectors, warnings = [], [], []
+        for set_name, tar in self.eval_files():
+            rows = [(f"{set_name}/{key}", _image(members), (members.get("txt") or b"").decode("utf-8", "replace"))
+                    for key, members, _ in grouped_members(str(tar), warnings)]
+            rows = [row for row in rows if row[1] is not None]
+            for start in range(0, len(rows), _BATCH):
+                chunk = rows[start:start + _BATCH]
+                batch = pa.record_batch({"uid": [r[0] for r in chunk], "image": pa.array([r[1] for r in chunk], pa.binary()),
+                                         "caption": [r[2] for r in chunk], "drop_reason": pa.nulls(len(chunk), pa.string())})
+                embedded = scorer.process(batch).column(self.compared_columns()[0])
+                ok = embedded.is_valid().to_numpy(zero_copy_only=False)
+                ids += [r[0] for r, good in zip(chunk, ok) if good]
+                vectors.append(decode(embedded.filter(embedded.is_valid())))
+        if not ids:
+            raise ConfigError(f"stage {self.id!r}: no image of the evaluation sets could be embedded")
+        return ids, np.concatenate([v for v in vectors if len(v)])
+
+
+def _image(members: dict[str, bytes]) -> bytes | None:
+    return next((members[ext] for ext in IMAGE_EXTENSIONS if ext in members), None)
+
+
+def _empty() -> pa.Table:
+    return pa.table({"uid": pa.array([], pa.string()), "group": pa.array([], pa.int64()),
+                     "duplicate_of": pa.array([], pa.string()), "similarity": pa.array([], pa.float32())})

@@ -1,0 +1,54 @@
+"""dedup_near: near-duplicate images, by the cosine similarity of their image embeddings, found
+with FAISS (exact for small pools, IVF for large ones)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import polars as pl
+import pyarrow as pa
+from pydantic import Field
+
+from curate.dedup.greedy import remove
+from curate.dedup.keep import keep_order
+from curate.dedup.search import choose_index, similar_pairs
+from curate.stage import Collected, register
+from curate.stages.dedup.common import DEFAULT_EMBEDDING, DuplicateStage, KeepParams, duplicates_table, gather, group_details
+
+
+class NearParams(KeepParams):
+    """Which embeddings, how similar is a duplicate, and how to search."""
+
+    embedding: str = Field(DEFAULT_EMBEDDING, description="a column of image embeddings (clip_score's "
+                           "<name>_image_embedding)")
+    threshold: float = Field(0.95, gt=0, le=1, description="cosine similarity at or above which two images are duplicates")
+    index: Literal["auto", "exact", "ivf"] = Field("auto", description="auto: exact up to 20,000 embeddings, IVF above")
+    nlist: int | None = Field(None, ge=1, description="IVF cells (default 4 sqrt(n))")
+    nprobe: int = Field(16, ge=1, description="IVF cells each query visits: more finds more, slower")
+    seed: int = Field(0, ge=0, description="seed of the IVF training sample")
+
+
+@register
+class DedupNear(DuplicateStage):
+    """Near-duplicates: an image is dropped when it is this similar to an image kept before it."""
+
+    name = "dedup_near"
+    Params = NearParams
+    reason = "near_duplicate"
+
+    def compared_columns(self) -> tuple[str, ...]:
+        """The embedding column."""
+        return (self.params.embedding,)
+
+    def find(self, collected: Collected) -> tuple[pa.Table, dict]:
+        """Similar pairs by FAISS, then the keep-order rule."""
+        params = self.params
+        uids, priority, embeddings = gather(collected, params.embedding)
+        choice = choose_index(len(uids), params.index, params.nlist, params.nprobe)
+        rank = keep_order(pl.Series(uids), priority)
+        a, b, sim = similar_pairs(embeddings, params.threshold, choice, params.seed)
+        removals = remove(rank, a, b, sim)
+        details = group_details(removals, len(uids)) | {"pairs": int(len(a)), "index": choice.kind}
+        if choice.kind == "ivf":
+            details |= {"nlist": choice.nlist, "nprobe": choice.nprobe}
+        return duplicates_table(uids, removals), details
