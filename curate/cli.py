@@ -347,6 +347,37 @@ def bench_metaclip(
     console.print(table)
 
 
+@bench_app.command("dedup")
+def bench_dedup(
+    n: int = typer.Option(1_000_000, min=2, help="embeddings (512-d, a fifth of them planted copies)"),
+    clusters: int = typer.Option(1000, min=1, help="k of semdedup's k-means"),
+    methods: str = typer.Option("semdedup,dedup_near", help="comma-separated stages to run"),
+    work_dir: Path = typer.Option(Path("data/bench"), help="where the embeddings and results go"),
+) -> None:
+    """Deduplication of generated 512-d embeddings with planted copies (re-encoded, resized,
+    colour-jittered, cropped): seconds per phase, peak memory and recall of each method at its
+    default threshold, each in a fresh process."""
+    from curate.bench import dedup as bench
+
+    pool = work_dir / f"dedup-embeddings-{n}"
+    if not (pool / bench.TRUTH).exists():
+        with console.status(f"writing {n:,} embeddings to {pool}"):
+            bench.write_pool(pool, n)
+    table = Table(title=f"deduplication of {n:,} planted 512-d embeddings")
+    for column in ("method", "seconds", "phases (s)", "peak memory", "removed", "precision", "recall",
+                   "re-encoded", "resized", "jittered", "cropped"):
+        table.add_column(column, justify="right")
+    for method in (m.strip() for m in methods.split(",")):
+        params = {"clusters": clusters} if method == "semdedup" else {}
+        with console.status(f"{method} on {n:,} embeddings"):
+            result = bench.run_method(method, pool, work_dir / f"dedup-{method}-{n}", params)
+        phases = " ".join(f"{name} {seconds:.1f}" for name, seconds in result["phases"].items())
+        table.add_row(method, f"{result['seconds']:.1f}", phases, f"{result['peak_rss_bytes'] / 2**30:.2f} GiB",
+                      f"{result['details']['removed']:,}", f"{result['precision']:.4f}", f"{result['recall']:.4f}",
+                      *(f"{result['recall_' + kind]:.4f}" for kind in bench.COPY_KINDS))
+    console.print(table)
+
+
 @bench_app.command("download")
 def bench_download(
     n: int = typer.Option(20_000, min=1, help="images to serve and download"),

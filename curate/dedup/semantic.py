@@ -10,19 +10,30 @@ from curate.dedup.search import seeded_sample
 _BLOCK = 2048  # rows of a cluster's similarity matrix computed at once
 
 
-def cluster(embeddings: np.ndarray, k: int, train_size: int, seed: int = 0, iterations: int = 20):
-    """(cluster id, cosine to the centroid) of every embedding, and the centroids."""
+def train_centroids(embeddings: np.ndarray, k: int, train_size: int, seed: int = 0, iterations: int = 20) -> np.ndarray:
+    """k unit centroids (at most one per embedding) of spherical k-means on a seeded sample."""
     import faiss
 
     k = min(k, len(embeddings))
     if k == 0:
-        return np.zeros(0, np.int32), np.zeros(0, np.float32), np.zeros((0, embeddings.shape[1]), np.float32)
+        return np.zeros((0, embeddings.shape[1]), np.float32)
     train = seeded_sample(embeddings, max(train_size, k), seed)
     kmeans = faiss.Kmeans(embeddings.shape[1], k, niter=iterations, seed=seed, spherical=True,
-                          min_points_per_centroid=1, max_points_per_centroid=max(1, len(train) // k + 1))
+                          min_points_per_centroid=1, max_points_per_centroid=len(train) // k + 1)
     kmeans.train(train)
-    sims, ids = kmeans.index.search(embeddings, 1)
-    return ids[:, 0].astype(np.int32), sims[:, 0], kmeans.centroids
+    return kmeans.centroids
+
+
+def assign(embeddings: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The nearest centroid of every embedding and the cosine similarity to it."""
+    import faiss
+
+    if len(embeddings) == 0:
+        return np.zeros(0, np.int32), np.zeros(0, np.float32)
+    index = faiss.IndexFlatIP(centroids.shape[1])
+    index.add(centroids)
+    sims, ids = index.search(embeddings, 1)
+    return ids[:, 0].astype(np.int32), sims[:, 0]
 
 
 def pairs_within_clusters(embeddings: np.ndarray, clusters: np.ndarray, threshold: float):

@@ -6,7 +6,9 @@ reasons. The file is reused while the configuration and every collect result are
 from __future__ import annotations
 
 import json
+import time
 from abc import abstractmethod
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -48,6 +50,15 @@ class DuplicateStage(GlobalStage):
     def compared_columns(self) -> tuple[str, ...]:
         """The view columns this stage compares (an embedding, the image bytes)."""
         return self.compared
+
+    @contextmanager
+    def phase(self, name: str):
+        """Time one phase of finding (seconds kept in self.seconds, shown in the run summary)."""
+        if not hasattr(self, "seconds"):
+            self.seconds = {}
+        started = time.perf_counter()
+        yield
+        self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - started, 3)
 
     def needed_columns(self) -> tuple[str, ...]:
         """Applying needs only uid and drop_reason, which every view has."""
@@ -113,14 +124,16 @@ class DuplicateStage(GlobalStage):
         return pa.table({"uid": view.column("uid"), "drop_reason": pa.array(reason, pa.string())})
 
     def finish(self, state: dict, stage_dir: Path, view: ViewPlan, outputs: dict[str, Path]) -> dict:
-        """What was found, for the run summary."""
-        return state["details"]
+        """What was found, for the run summary (with the seconds of each phase, when found in this
+        run rather than reused)."""
+        seconds = getattr(self, "seconds", None)
+        return state["details"] | ({"seconds": seconds} if seconds else {})
 
 
 def gather(collected: Collected, embedding: str | None = None) -> tuple[pa.Array, np.ndarray, np.ndarray]:
     """uids, priorities and (when a column is named) the embeddings of every collected row, read
     shard by shard into one float32 matrix (0 x 0 when there are none)."""
-    total = sum(collected.rows(shard) for shard in collected)
+    total = sum(collected.rows(shard) for shard in collected)  # one matrix, filled shard by shard
     uids, priority, matrix, at = [], np.empty(total), None, 0
     for shard in collected:
         table = collected[shard]

@@ -43,11 +43,13 @@ class DedupNear(DuplicateStage):
     def find(self, collected: Collected) -> tuple[pa.Table, dict]:
         """Similar pairs by FAISS, then the keep-order rule."""
         params = self.params
-        uids, priority, embeddings = gather(collected, params.embedding)
+        with self.phase("read"):
+            uids, priority, embeddings = gather(collected, params.embedding)
         choice = choose_index(len(uids), params.index, params.nlist, params.nprobe)
-        rank = keep_order(pl.Series(uids), priority)
-        a, b, sim = similar_pairs(embeddings, params.threshold, choice, params.seed)
-        removals = remove(rank, a, b, sim)
+        with self.phase("search"):
+            a, b, sim = similar_pairs(embeddings, params.threshold, choice, params.seed)
+        with self.phase("keep"):
+            removals = remove(keep_order(pl.Series(uids), priority), a, b, sim)
         details = group_details(removals, len(uids)) | {"pairs": int(len(a)), "index": choice.kind}
         if choice.kind == "ivf":
             details |= {"nlist": choice.nlist, "nprobe": choice.nprobe}

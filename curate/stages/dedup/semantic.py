@@ -14,7 +14,7 @@ from pydantic import Field
 
 from curate.dedup.greedy import remove
 from curate.dedup.keep import keep_order
-from curate.dedup.semantic import cluster, pairs_within_clusters
+from curate.dedup.semantic import assign, pairs_within_clusters, train_centroids
 from curate.stage import Collected, register
 from curate.stages.dedup.common import DEFAULT_EMBEDDING, DuplicateStage, KeepParams, duplicates_table, gather, group_details
 
@@ -55,17 +55,22 @@ class SemDedup(DuplicateStage):
     def find(self, collected: Collected) -> tuple[pa.Table, dict]:
         """Cluster, compare within clusters, apply the rule in keep order."""
         params = self.params
-        uids, priority, embeddings = gather(collected, params.embedding)
+        with self.phase("read"):
+            uids, priority, embeddings = gather(collected, params.embedding)
         k = params.clusters or math.ceil(math.sqrt(len(uids)))
-        clusters, to_centroid, _ = cluster(embeddings, k, params.train_size, params.seed, params.iterations)
+        with self.phase("k-means"):
+            centroids = train_centroids(embeddings, k, params.train_size, params.seed, params.iterations)
+        with self.phase("assign"):
+            clusters, to_centroid = assign(embeddings, centroids)
         if params.keep_by == CENTROID_DISTANCE:
             priority = 1.0 - to_centroid.astype(np.float64)
             priority = priority if params.prefer == "highest" else -priority
-        rank = keep_order(pl.Series(uids), priority)
-        a, b, sim = pairs_within_clusters(embeddings, clusters, 1.0 - params.eps)
-        removals = remove(rank, a, b, sim, params.rule)
+        with self.phase("pairs"):
+            a, b, sim = pairs_within_clusters(embeddings, clusters, 1.0 - params.eps)
+        with self.phase("keep"):
+            removals = remove(keep_order(pl.Series(uids), priority), a, b, sim, params.rule)
         sizes = np.bincount(clusters)
         details = group_details(removals, len(uids)) | {
-            "pairs": int(len(a)), "clusters": int(min(k, len(uids))), "largest_cluster": int(sizes.max(initial=0)),
+            "pairs": int(len(a)), "clusters": len(centroids), "largest_cluster": int(sizes.max(initial=0)),
             "trained_on": int(min(len(uids), max(params.train_size, k)))}
         return duplicates_table(uids, removals, cluster=clusters), details

@@ -1,0 +1,122 @@
+"""The deduplication algorithms on the driver: keep order, the removal rules, FAISS pair search
+(exact and IVF) and SemDeDup clustering, against brute force and planted duplicates."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pytest
+
+from curate.bench.dedup import quality, write_pool
+from curate.dedup.embeddings import decode, encode
+from curate.dedup.greedy import remove
+from curate.dedup.keep import keep_order
+from curate.dedup.search import IndexChoice, choose_index, similar_pairs
+from curate.dedup.semantic import assign, pairs_within_clusters, train_centroids
+from curate.errors import InputError
+from curate.stage import Collected, stage_class
+
+
+def unit_rows(n: int, d: int, seed: int) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def brute_pairs(x: np.ndarray, threshold: float, strict: bool = False) -> set[tuple[int, int]]:
+    sims = x @ x.T
+    hit = sims > threshold if strict else sims >= threshold
+    a, b = np.nonzero(np.triu(hit, 1))
+    return set(zip(a.tolist(), b.tolist()))
+
+
+def test_keep_order_highest_priority_first_then_uid_missing_last():
+    uids = pl.Series(["d", "c", "b", "a", "e"])
+    rank = keep_order(uids, np.array([0.5, 0.9, np.nan, 0.5, 0.9]))
+    assert [uids[int(i)] for i in np.argsort(rank)] == ["c", "e", "a", "d", "b"]
+
+
+def test_kept_rule_compares_with_kept_items_only_and_earlier_rule_chains():
+    rank = np.arange(5)  # 0~1 (0.99), 1~2 (0.98), 3~4 (0.97); 0 and 2 are not similar
+    a, b, sim = np.array([1, 2, 4]), np.array([0, 1, 3]), np.array([0.99, 0.98, 0.97], np.float32)
+    kept_rule = remove(rank, a, b, sim)
+    assert kept_rule.removed.tolist() == [False, True, False, False, True]
+    assert kept_rule.duplicate_of.tolist() == [-1, 0, -1, -1, 3]
+    assert kept_rule.group.tolist() == [0, 0, -1, 3, 3]
+    earlier = remove(rank, a, b, sim, "earlier")
+    assert earlier.removed.tolist() == [False, True, True, False, True]
+    assert earlier.group.tolist() == [0, 0, 0, 3, 3]  # 2 -> 1 -> 0: the group of the kept end
+
+
+def test_a_duplicate_points_to_its_most_similar_kept_item():
+    rank = np.array([1, 0, 2])  # item 1 first, then 0, then 2
+    removals = remove(rank, np.array([2, 2]), np.array([0, 1]), np.array([0.97, 0.99], np.float32))
+    assert removals.duplicate_of.tolist() == [-1, -1, 1]
+    assert removals.similarity[2] == pytest.approx(0.99)
+
+
+def test_exact_search_finds_exactly_the_pairs_brute_force_finds():
+    x = unit_rows(600, 16, seed=1)
+    x[300:] = x[:300] * 0.97 + unit_rows(300, 16, seed=2) * 0.2  # planted neighbours at many levels
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    a, b, sim = similar_pairs(x, 0.9, IndexChoice("exact"))
+    assert set(zip(a.tolist(), b.tolist())) == brute_pairs(x, 0.9)
+    assert np.all(sim >= 0.9) and np.all(a < b)
+
+
+def test_ivf_search_finds_planted_near_duplicates():
+    x = unit_rows(20_000, 32, seed=3)
+    x[10_000:] = x[:10_000] + 0.15 * unit_rows(10_000, 32, seed=4)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    choice = choose_index(len(x), "ivf", nlist=100, nprobe=8)
+    a, b, _ = similar_pairs(x, 0.95, choice)
+    truth = brute_pairs(x, 0.95)
+    found = set(zip(a.tolist(), b.tolist()))
+    assert found <= truth and len(found) >= 0.95 * len(truth)
+
+
+def test_auto_index_is_exact_for_small_pools_and_ivf_for_large():
+    assert choose_index(1000).kind == "exact"
+    large = choose_index(1_000_000)
+    assert (large.kind, large.nlist, large.nprobe) == ("ivf", 4000, 16)
+    assert choose_index(1_000_000, "exact").kind == "exact"
+
+
+def test_pairs_within_clusters_are_brute_force_pairs_restricted_to_a_cluster():
+    x = unit_rows(500, 8, seed=5)
+    centroids = train_centroids(x, 6, train_size=500)
+    clusters, to_centroid = assign(x, centroids)
+    assert len(centroids) == 6 and np.allclose(to_centroid, (x * centroids[clusters]).sum(1), atol=1e-5)
+    a, b, _ = pairs_within_clusters(x, clusters, 0.8)
+    expected = {(i, j) for i, j in brute_pairs(x, 0.8, strict=True) if clusters[i] == clusters[j]}
+    assert set(zip(a.tolist(), b.tolist())) == expected
+
+
+def test_embeddings_round_trip_through_float16_bytes_and_mixed_lengths_are_refused():
+    x = unit_rows(10, 64, seed=6)
+    assert np.allclose(decode(encode(x)), x, atol=2e-3)
+    mixed = pa.array([x[0].astype("<f2").tobytes(), x[1, :32].astype("<f2").tobytes()], pa.binary())
+    with pytest.raises(InputError, match="one model"):
+        decode(mixed)
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory) -> tuple[list, pl.DataFrame]:
+    """8,000 CLIP-like embeddings, a fifth of them planted copies, in 4 shards."""
+    folder = tmp_path_factory.mktemp("planted")
+    shards = write_pool(folder, 8000, per_shard=2000)
+    return shards, pl.read_parquet(folder / "truth.parquet")
+
+
+@pytest.mark.parametrize("method, params", [
+    ("dedup_near", {}), ("dedup_near", {"index": "ivf"}),
+    ("semdedup", {}), ("semdedup", {"keep_by": "centroid_distance", "rule": "earlier"})])
+def test_each_method_at_its_default_threshold_on_planted_clip_like_embeddings(planted, tmp_path, method, params):
+    shards, truth = planted
+    stage = stage_class(method)(stage_class(method).Params(embedding="embedding", **params))
+    table, details = stage.find(Collected({p.stem: p for p in shards}, tmp_path, "k"))
+    scores = quality(pl.from_arrow(table), truth)
+    assert scores["precision"] >= 0.99
+    assert scores["recall_reencoded"] >= 0.95 and scores["recall_resized"] >= 0.95
+    assert scores["recall_jittered"] >= 0.8  # 0.96 +- 0.01 against a 0.95 threshold
+    assert details["removed"] == table.num_rows - table.column("duplicate_of").null_count

@@ -1,0 +1,238 @@
+"""The deduplication stages in real pipelines: images with planted copies are ingested, embedded
+by clip_score, deduplicated, and what was found is written before it is applied.
+
+The CLIP here is the untrained tiny model (no CLIP weights can be had offline): it maps a copy
+close to its image, as a trained CLIP does, but it also maps distinct images close together
+(cosine 0.99 and more, against 0.9997 for a re-encoded copy), so these runs use thresholds that
+separate the two for this model. Recall and precision at the default thresholds are asserted on
+CLIP-like embeddings in tests/dedup."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from PIL import Image, ImageDraw, ImageEnhance
+
+from conftest import output_files
+from curate import PipelineConfig, run_pipeline
+from curate.errors import ConfigError
+from curate.io.tars import tar_bytes
+
+UNTRAINED_THRESHOLD = 0.9995
+COPIES = {
+    "reencoded": lambda im: _decoded(_encoded(im, "JPEG", quality=50)),
+    "resized": lambda im: im.resize((im.width // 2, im.height // 2)),
+    "cropped": lambda im: im.crop((5, 5, im.width - 5, im.height - 5)),
+    "jittered": lambda im: ImageEnhance.Color(ImageEnhance.Brightness(im).enhance(1.1)).enhance(0.9),
+}
+
+
+def scene(seed: int, side: int = 96) -> Image.Image:
+    """A distinct image: six random ellipses and rectangles on a random background."""
+    rng = np.random.default_rng(seed)
+    image = Image.new("RGB", (side, side), tuple(int(v) for v in rng.integers(0, 256, 3)))
+    draw = ImageDraw.Draw(image)
+    for _ in range(6):
+        x, y = rng.integers(0, side, 2)
+        w, h = rng.integers(side // 6, side // 2, 2)
+        shape = draw.ellipse if rng.random() < 0.5 else draw.rectangle
+        shape([int(x), int(y), int(x + w), int(y + h)], fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
+    return image
+
+
+def _encoded(image: Image.Image, kind: str = "PNG", **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, kind, **options)
+    return buffer.getvalue()
+
+
+def _decoded(data: bytes) -> Image.Image:
+    return Image.open(io.BytesIO(data)).convert("RGB")
+
+
+def planted_pool(folder: Path, distinct: int = 24) -> dict[str, dict]:
+    """Two tars: distinct images, each with copies of every kind, byte-identical copies under
+    another caption, and identical (image, caption) pairs. Returns key -> truth."""
+    truth, samples = {}, []
+    for i in range(distinct):
+        image = scene(i)
+        original = _encoded(image)
+        entries = [(f"{i:03d}-original", original, f"picture number {i}", "original")]
+        entries += [(f"{i:03d}-{kind}", _encoded(make(image)), f"picture number {i}, {kind}", kind)
+                    for kind, make in COPIES.items()]
+        if i % 3 == 0:
+            entries.append((f"{i:03d}-samebytes", original, f"another caption {i}", "samebytes"))
+        if i % 4 == 0:
+            entries.append((f"{i:03d}-samepair", original, f"picture number {i}", "samepair"))
+        for key, data, caption, kind in entries:
+            samples.append({"__key__": key, "png": data, "txt": caption.encode()})
+            truth[key] = {"family": i, "kind": kind}
+    folder.mkdir(parents=True, exist_ok=True)
+    order = np.random.default_rng(0).permutation(len(samples))
+    half = len(samples) // 2
+    for shard, part in enumerate((order[:half], order[half:])):
+        (folder / f"{shard:05d}.tar").write_bytes(tar_bytes([samples[j] for j in part]))
+    return truth
+
+
+def pipeline(run_dir: Path, inputs: str, dedup: list[dict], executor: str = "local") -> PipelineConfig:
+    """ingest -> clip_score -> the given stages -> export."""
+    return PipelineConfig(**{
+        "name": "dedup", "run_dir": str(run_dir), "executor": {"kind": executor},
+        "stages": [{"stage": "ingest_webdataset", "params": {"inputs": inputs, "dataset": "planted"}},
+                   {"stage": "clip_score", "params": {"batch_size": 32}}, *dedup,
+                   {"stage": "export", "params": {"samples_per_shard": 100}}]})
+
+
+def found(run_dir: Path, stage: str) -> pl.DataFrame:
+    """duplicates.parquet of a stage, with each uid's key."""
+    return pl.read_parquet(run_dir / stage / "report" / "duplicates.parquet")
+
+
+def keys(run_dir: Path) -> dict[str, str]:
+    """uid -> source key of every ingested sample."""
+    ingested = pl.concat([pl.read_parquet(p, columns=["uid", "key"]) for p in sorted((run_dir / "ingest_webdataset").glob("*.parquet"))])
+    return dict(zip(ingested["uid"], ingested["key"]))
+
+
+@pytest.fixture(scope="module")
+def pool(tmp_path_factory) -> tuple[Path, dict]:
+    folder = tmp_path_factory.mktemp("planted")
+    return folder, planted_pool(folder)
+
+
+EXACT_THEN_NEAR = [{"stage": "dedup_exact", "id": "dedup_pairs", "params": {"match": "image_and_caption"}},
+                   {"stage": "dedup_exact", "params": {"keep_by": "clip_curate_tiny_vit_score"}},
+                   {"stage": "dedup_near", "params": {"threshold": UNTRAINED_THRESHOLD}}]
+
+
+@pytest.fixture(scope="module")
+def near_run(pool, tmp_path_factory) -> Path:
+    folder, _ = pool
+    run_dir = tmp_path_factory.mktemp("near") / "run"
+    run_pipeline(pipeline(run_dir, str(folder / "*.tar"), EXACT_THEN_NEAR))
+    return run_dir
+
+
+def test_exact_dedup_groups_identical_bytes_and_keeps_the_highest_score(pool, near_run):
+    _, truth = pool
+    key_of = keys(near_run)
+    groups = found(near_run, "dedup_exact").with_columns(pl.col("uid").replace_strict(key_of).alias("key"))
+    families = groups.group_by("group").agg(pl.col("key"))
+    # identical (image, caption) pairs went first (dedup_pairs): what is left of a group is a
+    # byte copy under another caption
+    assert sorted(int(k[0][:3]) for k in families["key"]) == [i for i in range(24) if i % 3 == 0]
+    for members in families["key"]:
+        assert {truth[k]["kind"] for k in members} <= {"original", "samebytes", "samepair"}
+        assert len({truth[k]["family"] for k in members}) == 1
+    scores = pl.read_parquet(near_run / "clip_score" / "*.parquet").select("uid", "clip_curate_tiny_vit_score")
+    ordered = groups.join(scores, on="uid").sort(["clip_curate_tiny_vit_score", "uid"], descending=[True, False])
+    best = ordered.group_by("group", maintain_order=True).first()
+    assert best["duplicate_of"].null_count() == len(best)  # the highest score (then the smallest uid) is kept
+
+
+def test_pairs_mode_needs_the_same_caption_too(pool, near_run):
+    _, truth = pool
+    key_of = keys(near_run)
+    stages = {s["stage_id"]: s for s in json.loads((near_run / "summary.json").read_text())["stages"]}
+    count = lambda kind: sum(1 for t in truth.values() if t["kind"] == kind)  # noqa: E731
+    assert stages["dedup_pairs"]["drop_counts"] == {"duplicate_image_caption": count("samepair")}
+    assert stages["dedup_exact"]["drop_counts"] == {"duplicate_image": count("samebytes")}
+    pairs = found(near_run, "dedup_pairs")
+    assert {truth[key_of[u]]["kind"] for u in pairs["uid"]} == {"original", "samepair"}
+
+
+def test_near_dedup_catches_reencoded_and_resized_copies_and_nothing_else(pool, near_run):
+    _, truth = pool
+    key_of = keys(near_run)
+    groups = found(near_run, "dedup_near").with_columns(pl.col("uid").replace_strict(key_of).alias("key"))
+    group_of = dict(zip(groups["key"], groups["group"]))
+    for kind in ("reencoded", "resized"):
+        copies = [k for k, t in truth.items() if t["kind"] == kind]
+        caught = [k for k in copies if k in group_of]  # in a group, and groups are one family (below)
+        assert len(caught) >= 0.95 * len(copies), kind
+    removed = groups.filter(pl.col("duplicate_of").is_not_null())
+    family = {k: t["family"] for k, t in truth.items()}
+    assert all(family[k] == family[key_of[d]] for k, d in zip(removed["key"], removed["duplicate_of"]))
+    dropped = pl.read_parquet(near_run / "dropped.parquet")
+    assert set(dropped.filter(pl.col("drop_reason") == "near_duplicate")["uid"]) == \
+        set(groups.filter(pl.col("duplicate_of").is_not_null())["uid"])
+
+
+def test_found_duplicates_are_reused_on_resume_and_redone_when_the_threshold_changes(pool, near_run, tmp_path):
+    folder, _ = pool
+    path = near_run / "dedup_near" / "report" / "duplicates.parquet"
+    before = path.stat().st_mtime_ns
+    summary = run_pipeline(pipeline(near_run, str(folder / "*.tar"), EXACT_THEN_NEAR))
+    assert path.stat().st_mtime_ns == before
+    near = next(s for s in summary["stages"] if s["stage_id"] == "dedup_near")
+    assert "seconds" not in near["details"]  # nothing was searched again
+    changed = EXACT_THEN_NEAR[:2] + [{"stage": "dedup_near", "params": {"threshold": 0.9999}}]
+    run_pipeline(pipeline(near_run, str(folder / "*.tar"), changed), force=True)
+    assert path.stat().st_mtime_ns != before
+
+
+def test_semdedup_and_near_dedup_give_the_same_outputs_on_both_executors(pool, tmp_path, ray_session):
+    folder, _ = pool
+    stages = [{"stage": "dedup_exact"}, {"stage": "semdedup", "params": {"clusters": 4, "eps": 0.001}},
+              {"stage": "dedup_near", "params": {"threshold": UNTRAINED_THRESHOLD, "keep_by": "clip_curate_tiny_vit_score"}}]
+    run_pipeline(pipeline(tmp_path / "local", str(folder / "*.tar"), stages))
+    run_pipeline(pipeline(tmp_path / "ray", str(folder / "*.tar"), stages, executor="ray"))
+    local, ray = output_files(tmp_path / "local"), output_files(tmp_path / "ray")
+    assert local.keys() == ray.keys() and all(local[k] == ray[k] for k in local)
+    assert "semdedup/report/duplicates.parquet" in local
+
+
+def test_decontaminate_drops_copies_of_evaluation_images(tmp_path):
+    eval_dir, pool_dir = tmp_path / "eval-set", tmp_path / "pool"
+    eval_dir.mkdir()
+    pool_dir.mkdir()
+    (eval_dir / "00000.tar").write_bytes(tar_bytes(
+        [{"__key__": f"e{i}", "png": _encoded(scene(100 + i)), "txt": b"eval"} for i in range(10)]))
+    copies = [{"__key__": f"copy{i}", "jpg": _encoded(scene(100 + i), "JPEG", quality=60), "txt": b"a copy"} for i in range(4)]
+    others = [{"__key__": f"other{i}", "png": _encoded(scene(200 + i)), "txt": b"other"} for i in range(12)]
+    (pool_dir / "00000.tar").write_bytes(tar_bytes(copies + others))
+    stages = [{"stage": "decontaminate", "params": {"eval_sets": [str(eval_dir)], "threshold": UNTRAINED_THRESHOLD}}]
+    run_dir = tmp_path / "run"
+    summary = run_pipeline(pipeline(run_dir, str(pool_dir / "*.tar"), stages))
+    contaminated = found(run_dir, "decontaminate").with_columns(pl.col("uid").replace_strict(keys(run_dir)).alias("key"))
+    assert sorted(zip(contaminated["key"], contaminated["duplicate_of"])) == [(f"copy{i}", f"eval-set/e{i}") for i in range(4)]
+    stage = next(s for s in summary["stages"] if s["stage_id"] == "decontaminate")
+    assert stage["drop_counts"] == {"eval_contamination": 4}
+    assert stage["details"]["eval_images"] == 10
+
+
+def test_clear_errors_for_a_missing_embedding_a_text_keep_by_and_an_empty_eval_set(pool, tmp_path):
+    folder, _ = pool
+    inputs = str(folder / "*.tar")
+    with pytest.raises(ConfigError, match="no_such_embedding"):
+        run_pipeline(pipeline(tmp_path / "a", inputs, [{"stage": "dedup_near", "params": {"embedding": "no_such_embedding"}}]))
+    with pytest.raises(ConfigError, match="keep_by column 'caption'"):
+        run_pipeline(pipeline(tmp_path / "b", inputs, [{"stage": "dedup_exact", "params": {"keep_by": "caption"}}]))
+    with pytest.raises(ConfigError, match="curate pools build"):
+        run_pipeline(pipeline(tmp_path / "c", inputs, [{"stage": "decontaminate", "params": {"eval_sets": [str(tmp_path)]}}]))
+
+
+def test_the_open_clip_art_gramastar_group_collapses(tmp_path):
+    from curate.pools.openclipart import clipart_sample, list_pngs
+    from curate.pools.sources import MissingPackageError
+
+    try:
+        stars = [clipart_sample(p) for p in list_pngs() if p.startswith("shapes/stars/")]
+    except MissingPackageError as error:
+        pytest.skip(f"package not installed: {error}")
+    gramastar = sum(s.caption == "gramastar" for s in stars)  # 1,375 star polygons, one title
+    (tmp_path / "stars").mkdir()
+    (tmp_path / "stars" / "00000.tar").write_bytes(
+        tar_bytes([{"__key__": s.key, "png": s.image, "txt": s.caption.encode()} for s in stars]))
+    for stage in ({"stage": "semdedup"}, {"stage": "dedup_near", "params": {"threshold": UNTRAINED_THRESHOLD}}):
+        run_dir = tmp_path / stage["stage"]
+        run_pipeline(pipeline(run_dir, str(tmp_path / "stars" / "*.tar"), [stage]))
+        ingested = pl.read_parquet(run_dir / "ingest_webdataset" / "*.parquet", columns=["uid", "caption"])
+        kept = ingested.join(pl.read_parquet(run_dir / "dropped.parquet"), on="uid", how="anti")
+        assert gramastar > 1000 and (kept["caption"] == "gramastar").sum() <= 5, stage["stage"]
