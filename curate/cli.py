@@ -363,18 +363,24 @@ def bench_dedup(
     if not (pool / bench.TRUTH).exists():
         with console.status(f"writing {n:,} embeddings to {pool}"):
             bench.write_pool(pool, n)
-    table = Table(title=f"deduplication of {n:,} planted 512-d embeddings")
-    for column in ("method", "seconds", "phases (s)", "peak memory", "removed", "precision", "recall",
-                   "re-encoded", "resized", "jittered", "cropped"):
-        table.add_column(column, justify="right")
+    results = []
     for method in (m.strip() for m in methods.split(",")):
         params = {"clusters": clusters} if method == "semdedup" else {}
         with console.status(f"{method} on {n:,} embeddings"):
-            result = bench.run_method(method, pool, work_dir / f"dedup-{method}-{n}", params)
-        phases = " ".join(f"{name} {seconds:.1f}" for name, seconds in result["phases"].items())
-        table.add_row(method, f"{result['seconds']:.1f}", phases, f"{result['peak_rss_bytes'] / 2**30:.2f} GiB",
-                      f"{result['details']['removed']:,}", f"{result['precision']:.4f}", f"{result['recall']:.4f}",
-                      *(f"{result['recall_' + kind]:.4f}" for kind in bench.COPY_KINDS))
+            results.append(bench.run_method(method, pool, work_dir / f"dedup-{method}-{n}", params))
+    table = Table(title=f"deduplication of {n:,} planted 512-d embeddings")
+    table.add_column("")
+    for result in results:
+        table.add_column(result["method"], justify="right")
+    rows = {"seconds": [f"{r['seconds']:.1f}" for r in results]}
+    for phase in dict.fromkeys(name for r in results for name in r["phases"]):
+        rows[f"  {phase} s"] = [f"{r['phases'][phase]:.1f}" if phase in r["phases"] else "" for r in results]
+    rows["peak memory"] = [f"{r['peak_rss_bytes'] / 2**30:.2f} GiB" for r in results]
+    rows["removed"] = [f"{r['details']['removed']:,}" for r in results]
+    for key in ("precision", "recall", *(f"recall_{kind}" for kind in bench.COPY_KINDS)):
+        rows[key.replace("_", " of ")] = [f"{r[key]:.4f}" for r in results]
+    for name, values in rows.items():
+        table.add_row(name, *values)
     console.print(table)
 
 

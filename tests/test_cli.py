@@ -59,6 +59,7 @@ def finished_run(tmp_path) -> Path:
     (["bench", "ingest"], ["--n", "--executors", "--workers", "--work-dir", "--samples-per-shard"]),
     (["bench", "score"], ["--models", "--n", "--image-size", "--batch-size", "--device", "--decode-threads"]),
     (["bench", "metaclip"], ["--entries", "--match-captions", "--n", "--t", "--executors", "--workers"]),
+    (["bench", "dedup"], ["--n", "--clusters", "--methods", "--work-dir"]),
     (["metadata", "build"], ["--out", "--wordnet", "--unigrams", "--min-frequency", "--extra"]),
 ])
 def test_help_mentions_key_options(command, expected):
@@ -322,6 +323,16 @@ def test_bench_metaclip_compares_matchers_and_balances_on_a_tiny_pool(tmp_path):
     summary = json.loads((tmp_path / "bench" / "run-metaclip-local-1" / "summary.json").read_text())
     assert [stage["stage"] for stage in summary["stages"]] == ["ingest_table", "metaclip_match", "metaclip_balance"]
     assert summary["ingested"] == 1200 and 0 < summary["curated"] < 1200
+
+
+def test_bench_dedup_reports_phases_memory_and_recall_on_planted_embeddings(tmp_path):
+    result = _invoke("bench", "dedup", "--n", "3000", "--clusters", "20", "--work-dir", tmp_path / "bench")
+    assert result.exit_code == 0, _text(result)
+    assert re.search(r"semdedup\s*[┃│|]\s*dedup_near", result.stdout), result.stdout
+    assert re.search(r"precision\s*[│|]\s*1\.0000\s*[│|]\s*1\.0000", result.stdout), result.stdout
+    assert re.search(r"k-means s\s*[│|]\s*[\d.]+\s*[│|]\s*[│|]", result.stdout), result.stdout
+    found = pl.read_parquet(tmp_path / "bench" / "dedup-semdedup-3000" / "duplicates.parquet")
+    assert found["duplicate_of"].null_count() < len(found)
 
 
 def test_pipeline_yaml_written_to_the_run_matches_the_file(finished_run):

@@ -1,7 +1,7 @@
 """`curate bench dedup`: deduplication of generated 512-d embeddings with planted duplicates.
 
 The pool imitates CLIP image embeddings: distinct images share a common direction and fall in
-topics (cosine about 0.3 between topics, 0.55 within one), and each planted copy sits at the
+topics (cosine about 0.25 between topics, 0.6 within one), and each planted copy sits at the
 cosine to its source that CLIP gives such a copy: re-encoded 0.99, resized 0.985, colour-jittered
 0.96, cropped 0.93 (each +- 0.01). Shards are written in the form of a collect result (uid,
 priority, embedding), and each method runs its driver-side `find` in a fresh process, so its

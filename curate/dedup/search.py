@@ -1,6 +1,9 @@
-"""Pairs of embeddings at cosine similarity >= a threshold, with FAISS: an exact (flat) index for
-small sets, an inverted-file (IVF) index for large ones, where each query only visits the
-`nprobe` cells nearest to it."""
+"""Pairs of embeddings at cosine similarity >= a threshold: an exact FAISS range search for
+small sets; for large ones an inverted file (IVF): spherical k-means cells (FAISS), each
+embedding listed in its nearest cell and compared with the members of its `nprobe` nearest
+cells. The cells are scanned as matrix products, one cell against all the queries that probe
+it: FAISS's own IndexIVFFlat range search compares one query at a time, and had not finished
+1,000,000 x 512 after 7 minutes on 2 cores, where this takes 37 s (docs/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import numpy as np
 
 EXACT_UP_TO = 20_000  # a flat range search costs n^2 d: about 2 s at 20,000 x 512 on 2 cores
 _QUERY_BATCH = 8192
-_TRAIN_PER_CELL = 64  # FAISS warns below 39 points a cell
+_TRAIN_PER_CELL = 32
 
 
 @dataclass(frozen=True)
@@ -22,29 +25,13 @@ class IndexChoice:
     nprobe: int = 0
 
 
-def choose_index(n: int, kind: str = "auto", nlist: int | None = None, nprobe: int = 16) -> IndexChoice:
-    """auto: exact up to EXACT_UP_TO embeddings, else IVF with 4 sqrt(n) cells (FAISS's rule of
-    thumb); an explicit kind, nlist or nprobe wins."""
+def choose_index(n: int, kind: str = "auto", nlist: int | None = None, nprobe: int = 4) -> IndexChoice:
+    """auto: exact up to EXACT_UP_TO embeddings, else IVF with 2 sqrt(n) cells; an explicit
+    kind, nlist or nprobe wins."""
     if kind == "exact" or (kind == "auto" and n <= EXACT_UP_TO):
         return IndexChoice("exact")
-    cells = nlist or max(1, min(int(4 * np.sqrt(n)), n // _TRAIN_PER_CELL or 1))
+    cells = nlist or max(1, min(int(2 * np.sqrt(n)), n // _TRAIN_PER_CELL or 1))
     return IndexChoice("ivf", cells, min(nprobe, cells))
-
-
-def build_index(embeddings: np.ndarray, choice: IndexChoice, seed: int = 0):
-    """A FAISS inner-product index holding every embedding (IVF trained on a seeded sample)."""
-    import faiss
-
-    d = embeddings.shape[1]
-    if choice.kind == "exact":
-        index = faiss.IndexFlatIP(d)
-    else:
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, choice.nlist, faiss.METRIC_INNER_PRODUCT)
-        index.cp.seed = seed
-        index.train(seeded_sample(embeddings, choice.nlist * _TRAIN_PER_CELL, seed))
-        index.nprobe = choice.nprobe
-    index.add(embeddings)
-    return index
 
 
 def seeded_sample(embeddings: np.ndarray, size: int, seed: int) -> np.ndarray:
@@ -55,24 +42,70 @@ def seeded_sample(embeddings: np.ndarray, size: int, seed: int) -> np.ndarray:
 
 
 def similar_pairs(embeddings: np.ndarray, threshold: float, choice: IndexChoice, seed: int = 0,
-                  progress=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(a, b, similarity) for every pair a < b found at similarity >= threshold, each pair once."""
     if len(embeddings) < 2:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
-    index = build_index(embeddings, choice, seed)
+    if choice.kind == "exact":
+        return _exact_pairs(embeddings, threshold)
+    return _ivf_pairs(embeddings, threshold, choice, seed)
+
+
+def _exact_pairs(embeddings: np.ndarray, threshold: float):
+    import faiss
+
+    index = faiss.IndexFlatIP(embeddings.shape[1])
+    index.add(embeddings)
     found_a, found_b, found_sim = [], [], []
     for start in range(0, len(embeddings), _QUERY_BATCH):
         queries = embeddings[start:start + _QUERY_BATCH]
         lims, sims, ids = index.range_search(queries, threshold - 1e-6)  # FAISS keeps sim > radius
         rows = np.repeat(np.arange(start, start + len(queries)), np.diff(lims).astype(np.int64))
-        keep = (ids != rows) & (sims >= threshold)
-        found_a.append(np.minimum(rows, ids)[keep])
-        found_b.append(np.maximum(rows, ids)[keep])
+        keep = (ids < rows) & (sims >= threshold)  # each pair once, from its later row
+        found_a.append(ids[keep].astype(np.int64))
+        found_b.append(rows[keep])
         found_sim.append(sims[keep])
-        if progress is not None:
-            progress(len(queries))
-    a, b, sim = (np.concatenate(parts) for parts in (found_a, found_b, found_sim))
-    return unique_pairs(a, b, sim, len(embeddings))
+    return np.concatenate(found_a), np.concatenate(found_b), np.concatenate(found_sim).astype(np.float32)
+
+
+def _ivf_pairs(embeddings: np.ndarray, threshold: float, choice: IndexChoice, seed: int):
+    import faiss
+
+    from curate.dedup.semantic import train_centroids
+
+    centroids = train_centroids(embeddings, choice.nlist, choice.nlist * _TRAIN_PER_CELL, seed, iterations=10)
+    index = faiss.IndexFlatIP(centroids.shape[1])
+    index.add(centroids)
+    _, probes = index.search(embeddings, choice.nprobe)
+    members = _lists(probes[:, 0], len(centroids))
+    queries = _lists(probes.ravel(), len(centroids), per_row=choice.nprobe)
+    found = [_cell_pairs(embeddings, queries[c], members[c], threshold) for c in range(len(centroids))
+             if len(members[c]) and len(queries[c])]
+    a, b, sim = (np.concatenate(parts) for parts in zip(*found))
+    return unique_pairs(np.minimum(a, b), np.maximum(a, b), sim, len(embeddings))
+
+
+def _lists(cells: np.ndarray, count: int, per_row: int = 1) -> list[np.ndarray]:
+    """For each cell, the rows listed in it (cells: one or per_row cells a row, row-major)."""
+    order = np.argsort(cells, kind="stable")
+    bounds = np.searchsorted(cells[order], np.arange(count + 1))
+    rows = order // per_row
+    return [rows[bounds[c]:bounds[c + 1]] for c in range(count)]
+
+
+def _cell_pairs(embeddings: np.ndarray, queries: np.ndarray, members: np.ndarray, threshold: float):
+    """Pairs (query, member) at similarity >= threshold, a query never with itself."""
+    targets = embeddings[members]
+    a, b, s = [], [], []
+    for start in range(0, len(queries), _QUERY_BATCH):
+        rows = queries[start:start + _QUERY_BATCH]
+        sims = embeddings[rows] @ targets.T
+        i, j = np.nonzero(sims >= threshold)
+        other = rows[i] != members[j]
+        a.append(rows[i][other])
+        b.append(members[j][other])
+        s.append(sims[i[other], j[other]])
+    return np.concatenate(a), np.concatenate(b), np.concatenate(s)
 
 
 def unique_pairs(a: np.ndarray, b: np.ndarray, sim: np.ndarray, n: int):

@@ -68,7 +68,7 @@ def test_ivf_search_finds_planted_near_duplicates():
     x = unit_rows(20_000, 32, seed=3)
     x[10_000:] = x[:10_000] + 0.15 * unit_rows(10_000, 32, seed=4)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
-    choice = choose_index(len(x), "ivf", nlist=100, nprobe=8)
+    choice = choose_index(len(x), "ivf", nlist=100, nprobe=4)
     a, b, _ = similar_pairs(x, 0.95, choice)
     truth = brute_pairs(x, 0.95)
     found = set(zip(a.tolist(), b.tolist()))
@@ -78,7 +78,7 @@ def test_ivf_search_finds_planted_near_duplicates():
 def test_auto_index_is_exact_for_small_pools_and_ivf_for_large():
     assert choose_index(1000).kind == "exact"
     large = choose_index(1_000_000)
-    assert (large.kind, large.nlist, large.nprobe) == ("ivf", 4000, 16)
+    assert (large.kind, large.nlist, large.nprobe) == ("ivf", 2000, 4)
     assert choose_index(1_000_000, "exact").kind == "exact"
 
 

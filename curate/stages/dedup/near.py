@@ -22,10 +22,11 @@ class NearParams(KeepParams):
     embedding: str = Field(DEFAULT_EMBEDDING, description="a column of image embeddings (clip_score's "
                            "<name>_image_embedding)")
     threshold: float = Field(0.95, gt=0, le=1, description="cosine similarity at or above which two images are duplicates")
-    index: Literal["auto", "exact", "ivf"] = Field("auto", description="auto: exact up to 20,000 embeddings, IVF above")
-    nlist: int | None = Field(None, ge=1, description="IVF cells (default 4 sqrt(n))")
-    nprobe: int = Field(16, ge=1, description="IVF cells each query visits: more finds more, slower")
-    seed: int = Field(0, ge=0, description="seed of the IVF training sample")
+    index: Literal["auto", "exact", "ivf"] = Field("auto", description="auto: exact up to 20,000 embeddings, "
+                                                   "an inverted file (k-means cells) above")
+    nlist: int | None = Field(None, ge=1, description="IVF cells (default 2 sqrt(n))")
+    nprobe: int = Field(4, ge=1, description="IVF cells each embedding is compared in: more finds more, slower")
+    seed: int = Field(0, ge=0, description="seed of the k-means of the inverted file")
 
 
 @register
