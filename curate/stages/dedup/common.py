@@ -45,11 +45,11 @@ class DuplicateStage(GlobalStage):
 
     output_schema = "decision.v1"
     reason: ClassVar[str] = "duplicate"
-    compared: ClassVar[tuple[str, ...]] = ()  # columns the collect phase reads besides keep_by
 
+    @abstractmethod
     def compared_columns(self) -> tuple[str, ...]:
         """The view columns this stage compares (an embedding, the image bytes)."""
-        return self.compared
+        ...
 
     @contextmanager
     def phase(self, name: str):
