@@ -228,6 +228,57 @@ def metadata_build(
     console.print(f"wrote {len(entries):,} entries to {out}")
 
 
+@app.command()
+def train(
+    data: list[str] = typer.Option(..., help="WebDataset shards: a folder, a glob or files (repeat for more)"),
+    out: Path = typer.Option(..., help="run folder: checkpoints, metrics.jsonl, final weights"),
+    model: str = typer.Option("curate-tiny-vit", help="open_clip architecture (ViT-B-32, ViTamin-S, curate-tiny-vit, ...)"),
+    samples_seen: int = typer.Option(..., min=1, help="training samples, whatever the size of the data"),
+    batch_size: int = typer.Option(256, min=2, help="samples per optimiser step"),
+    accumulate: int = typer.Option(1, min=1, help="micro-batches per step (gradient accumulation)"),
+    lr: float = typer.Option(5e-4, min=0, help="peak learning rate"),
+    weight_decay: float = typer.Option(0.2, min=0),
+    warmup: int = typer.Option(100, min=0, help="warmup steps before the cosine decay"),
+    loss: str = typer.Option("clip", help="clip (contrastive) or siglip (sigmoid)"),
+    seed: int = typer.Option(0, min=0, help="seed of the shard draws and sample order"),
+    init: Optional[str] = typer.Option(None, help="starting weights: an absolute path or a pretrained tag"),
+    checkpoint_every: int = typer.Option(100, min=1, help="steps between checkpoints"),
+    device: str = typer.Option("auto", help="auto, cpu or cuda"),
+    decode_threads: int = typer.Option(2, min=1, help="threads decoding images ahead of the model"),
+    stop_after_steps: Optional[int] = typer.Option(None, min=1, help="stop after this many steps in all; "
+                                                   "rerun the same command to continue"),
+) -> None:
+    """Contrastive training on WebDataset shards. Rerunning the same command continues from the
+    last checkpoint and ends with the same weights as an uninterrupted run."""
+    from rich.progress import BarColumn, Progress as RichProgress, TextColumn, TimeRemainingColumn
+
+    from curate.train.config import TrainConfig
+    from curate.train.loop import train as train_loop
+
+    try:
+        config = TrainConfig(data=data, model=model, init=init, samples_seen=samples_seen, batch_size=batch_size,
+                             accumulate=accumulate, lr=lr, weight_decay=weight_decay, warmup=warmup, loss=loss,
+                             seed=seed, checkpoint_every=checkpoint_every)
+    except ValueError as error:
+        _fail(CurateError(str(error)))
+    columns = (TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
+               TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
+    with RichProgress(*columns, console=Console(stderr=True)) as bars:
+        task = bars.add_task("train", total=config.steps, rate="")
+
+        def advance(metrics: dict) -> None:
+            bars.update(task, completed=metrics["step"],
+                        rate=f"{metrics['samples_per_s']:,.0f} samples/s  loss {metrics['loss']:.3f}")
+
+        try:
+            last = train_loop(config, out, device, decode_threads, stop_after_steps, advance)
+        except CurateError as error:
+            _fail(error)
+    console.print(f"step {last['step']} of {config.steps}; metrics: {out / 'metrics.jsonl'}", highlight=False)
+    if last["step"] == config.steps:
+        console.print(f"weights: {out / 'open_clip_pytorch_model.bin'}", highlight=False)
+
+
 @bench_app.command("ingest")
 def bench_ingest(
     n: int = typer.Option(100_000, min=1, help="pool size"),

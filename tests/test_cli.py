@@ -60,6 +60,8 @@ def finished_run(tmp_path) -> Path:
     (["bench", "score"], ["--models", "--n", "--image-size", "--batch-size", "--device", "--decode-threads"]),
     (["bench", "metaclip"], ["--entries", "--match-captions", "--n", "--t", "--executors", "--workers"]),
     (["bench", "dedup"], ["--n", "--clusters", "--methods", "--work-dir"]),
+    (["train"], ["--data", "--out", "--model", "--samples-seen", "--batch-size", "--accumulate", "--lr", "--loss",
+                 "--seed", "--init", "--checkpoint-every", "--device", "--stop-after-steps"]),
     (["metadata", "build"], ["--out", "--wordnet", "--unigrams", "--min-frequency", "--extra"]),
 ])
 def test_help_mentions_key_options(command, expected):
@@ -333,6 +335,22 @@ def test_bench_dedup_reports_phases_memory_and_recall_on_planted_embeddings(tmp_
     assert re.search(r"k-means s\s*[│|]\s*[\d.]+\s*[│|]\s*[│|]", result.stdout), result.stdout
     found = pl.read_parquet(tmp_path / "bench" / "dedup-semdedup-3000" / "duplicates.parquet")
     assert found["duplicate_of"].null_count() < len(found)
+
+
+def test_train_stops_and_continues_from_the_command_line(tmp_path):
+    from conftest import write_pool
+
+    write_pool(tmp_path / "pool", shards=2, per_shard=20)
+    args = ["train", "--data", tmp_path / "pool", "--out", tmp_path / "run", "--samples-seen", "64",
+            "--batch-size", "8", "--warmup", "2", "--checkpoint-every", "2", "--device", "cpu"]
+    first = _invoke(*args, "--stop-after-steps", "3")
+    assert first.exit_code == 0 and "step 3 of 8" in first.stdout, _text(first)
+    assert not (tmp_path / "run" / "open_clip_pytorch_model.bin").exists()
+    second = _invoke(*args)
+    assert second.exit_code == 0 and "step 8 of 8" in second.stdout, _text(second)
+    assert (tmp_path / "run" / "open_clip_pytorch_model.bin").exists()
+    refused = _invoke(*args[:-2], "--lr", "0.1")
+    assert refused.exit_code != 0 and "other settings (lr)" in _text(refused)
 
 
 def test_pipeline_yaml_written_to_the_run_matches_the_file(finished_run):

@@ -1,0 +1,62 @@
+"""Checkpoints of a training run: model, optimiser, step, data position and random states, in
+one file written atomically; the final weights alone, as open_clip loads them."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+from curate.errors import ConfigError
+from curate.run import write_atomic
+from curate.train.config import TrainConfig
+from curate.train.data import Position
+
+LATEST = "checkpoints/latest.pt"
+CONFIG = "train_config.json"
+WEIGHTS = "open_clip_pytorch_model.bin"  # a name curate and open_clip both look for
+
+
+def save(out: Path, step: int, position: Position, model, optimizer) -> None:
+    """Everything a run needs to continue after `step` steps."""
+    import torch
+
+    state = {"step": step, "position": position.as_dict(), "model": model.state_dict(),
+             "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state()}
+    write_atomic(out / LATEST, _bytes(state))
+
+
+def load(out: Path) -> dict | None:
+    """The latest checkpoint, or None."""
+    import torch
+
+    path = out / LATEST
+    return torch.load(path, map_location="cpu", weights_only=True) if path.exists() else None
+
+
+def save_weights(out: Path, model) -> Path:
+    """The model weights alone: `open_clip.create_model_and_transforms(ARCH, pretrained=PATH)`."""
+    write_atomic(out / WEIGHTS, _bytes(model.state_dict()))
+    return out / WEIGHTS
+
+
+def check_config(out: Path, config: TrainConfig) -> None:
+    """Record the config of a new run; refuse to continue a run made with another one."""
+    path = out / CONFIG
+    mine = config.model_dump(mode="json")
+    if path.exists():
+        theirs = json.loads(path.read_text())
+        changed = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+        if changed:
+            raise ConfigError(f"{out} holds a run with other settings ({', '.join(changed)}); "
+                              f"choose another --out, or delete {out} to start over")
+        return
+    write_atomic(path, json.dumps(mine, indent=2, sort_keys=True).encode())
+
+
+def _bytes(state) -> bytes:
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
