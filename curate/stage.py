@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict
 
 from curate.errors import ConfigError
@@ -142,8 +143,6 @@ class Collected(Mapping):
         self.paths, self.report_dir, self.key = paths, report_dir, key
 
     def __getitem__(self, shard: str) -> pa.Table:
-        import pyarrow.parquet as pq
-
         return pq.read_table(self.paths[shard])
 
     def __iter__(self) -> Iterator[str]:
@@ -154,8 +153,6 @@ class Collected(Mapping):
 
     def rows(self, shard: str) -> int:
         """Rows of one shard's collect result, read from its footer only."""
-        import pyarrow.parquet as pq
-
         return pq.read_metadata(self.paths[shard]).num_rows
 
 

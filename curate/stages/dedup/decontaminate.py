@@ -6,6 +6,7 @@ shard, is searched against them exactly."""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -89,9 +90,7 @@ class Decontaminate(DuplicateStage):
                                    "duplicate_of": pa.array([ids[i] for i in nearest[hit, 0]], pa.string()),
                                    "similarity": pa.array(sims[hit, 0], pa.float32())}))
         table = pa.concat_tables(parts) if parts else _empty()
-        by_set = {}
-        for name in table.column("duplicate_of").to_pylist():
-            by_set[name.split("/")[0]] = by_set.get(name.split("/")[0], 0) + 1
+        by_set = Counter(name.split("/")[0] for name in table.column("duplicate_of").to_pylist())
         details = {"eval_images": len(ids), "removed": table.num_rows, "by_eval_set": dict(sorted(by_set.items()))}
         return table.sort_by([("group", "ascending"), ("uid", "ascending")]), details
 
