@@ -29,7 +29,8 @@ def remove(rank: np.ndarray, a: np.ndarray, b: np.ndarray, sim: np.ndarray, rule
     """Apply the rule to candidate pairs (a[i], b[i]) of similarity sim[i] (each pair once or
     twice, in any order)."""
     n = len(rank)
-    earlier, later = np.where(rank[a] < rank[b], a, b), np.where(rank[a] < rank[b], b, a)
+    a_first = rank[a] < rank[b]
+    earlier, later = np.where(a_first, a, b), np.where(a_first, b, a)
     order = np.lexsort((-sim, rank[later]))  # by the later item's turn, most similar first
     earlier, later, sim = earlier[order], later[order], sim[order]
     duplicate_of, similarity = np.full(n, -1, np.int64), np.full(n, np.nan, np.float32)

@@ -3,7 +3,7 @@ small sets; for large ones an inverted file (IVF): spherical k-means cells (FAIS
 embedding listed in its nearest cell and compared with the members of its `nprobe` nearest
 cells. The cells are scanned as matrix products, one cell against all the queries that probe
 it: FAISS's own IndexIVFFlat range search compares one query at a time, and had not finished
-1,000,000 x 512 after 7 minutes on 2 cores, where this takes 37 s (docs/benchmarks.md)."""
+1,000,000 x 512 after 7 minutes on 2 cores, where this takes 40 s (docs/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from curate.dedup.kmeans import nearest, train_centroids
+
 EXACT_UP_TO = 20_000  # a flat range search costs n^2 d: about 2 s at 20,000 x 512 on 2 cores
-_QUERY_BATCH = 8192
+_QUERY_BATCH = 2048  # rows of a similarity block: 8 KiB per member compared
 _TRAIN_PER_CELL = 32
 
 
@@ -32,13 +34,6 @@ def choose_index(n: int, kind: str = "auto", nlist: int | None = None, nprobe: i
         return IndexChoice("exact")
     cells = nlist or max(1, min(int(2 * np.sqrt(n)), n // _TRAIN_PER_CELL or 1))
     return IndexChoice("ivf", cells, min(nprobe, cells))
-
-
-def seeded_sample(embeddings: np.ndarray, size: int, seed: int) -> np.ndarray:
-    if len(embeddings) <= size:
-        return embeddings
-    chosen = np.sort(np.random.default_rng(seed).choice(len(embeddings), size, replace=False))
-    return embeddings[chosen]
 
 
 def similar_pairs(embeddings: np.ndarray, threshold: float, choice: IndexChoice, seed: int = 0,
@@ -69,17 +64,11 @@ def _exact_pairs(embeddings: np.ndarray, threshold: float):
 
 
 def _ivf_pairs(embeddings: np.ndarray, threshold: float, choice: IndexChoice, seed: int):
-    import faiss
-
-    from curate.dedup.semantic import train_centroids
-
     centroids = train_centroids(embeddings, choice.nlist, choice.nlist * _TRAIN_PER_CELL, seed, iterations=10)
-    index = faiss.IndexFlatIP(centroids.shape[1])
-    index.add(centroids)
-    _, probes = index.search(embeddings, choice.nprobe)
+    _, probes = nearest(embeddings, centroids, choice.nprobe)
     members = _lists(probes[:, 0], len(centroids))
     queries = _lists(probes.ravel(), len(centroids), per_row=choice.nprobe)
-    found = [_cell_pairs(embeddings, queries[c], members[c], threshold) for c in range(len(centroids))
+    found = [block_pairs(embeddings, queries[c], members[c], threshold) for c in range(len(centroids))
              if len(members[c]) and len(queries[c])]
     a, b, sim = (np.concatenate(parts) for parts in zip(*found))
     return unique_pairs(np.minimum(a, b), np.maximum(a, b), sim, len(embeddings))
@@ -93,19 +82,21 @@ def _lists(cells: np.ndarray, count: int, per_row: int = 1) -> list[np.ndarray]:
     return [rows[bounds[c]:bounds[c + 1]] for c in range(count)]
 
 
-def _cell_pairs(embeddings: np.ndarray, queries: np.ndarray, members: np.ndarray, threshold: float):
-    """Pairs (query, member) at similarity >= threshold, a query never with itself."""
+def block_pairs(embeddings: np.ndarray, queries: np.ndarray, members: np.ndarray, threshold: float,
+                strict: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(query, member, similarity) at similarity >= threshold (> when strict), a row never with
+    itself: blocks of queries against all members, each block one matrix product."""
     targets = embeddings[members]
     a, b, s = [], [], []
     for start in range(0, len(queries), _QUERY_BATCH):
         rows = queries[start:start + _QUERY_BATCH]
         sims = embeddings[rows] @ targets.T
-        i, j = np.nonzero(sims >= threshold)
+        i, j = np.nonzero(sims > threshold if strict else sims >= threshold)
         other = rows[i] != members[j]
         a.append(rows[i][other])
         b.append(members[j][other])
         s.append(sims[i[other], j[other]])
-    return np.concatenate(a), np.concatenate(b), np.concatenate(s)
+    return np.concatenate(a).astype(np.int64), np.concatenate(b).astype(np.int64), np.concatenate(s).astype(np.float32)
 
 
 def unique_pairs(a: np.ndarray, b: np.ndarray, sim: np.ndarray, n: int):

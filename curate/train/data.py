@@ -63,10 +63,9 @@ class ShardStream:
         empty_draws = 0
         while True:
             samples = self._draw(draw)
-            if not samples:
-                empty_draws += 1
-                if empty_draws > 100:
-                    raise ConfigError("the shards hold no sample with both an image and a caption")
+            empty_draws = 0 if samples else empty_draws + 1
+            if empty_draws > 100:
+                raise ConfigError("the shards hold no sample with both an image and a caption")
             while offset < len(samples):
                 batch.append(samples[offset])
                 offset += 1

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from curate.stages.score.model_batches import BatchFeeder, decoded_rgb
+from curate.stages.score.model_batches import BatchFeeder, clip_pixels
 from curate.train import checkpoint
 from curate.train.config import TrainConfig
 from curate.train.data import Position, ShardStream, find_shards
@@ -70,7 +70,7 @@ def _step(config, clip, model, loss_fn, optimizer, stream, feeder, step: int):
     total = 0.0
     for _ in range(config.accumulate):
         samples, position = next(stream)
-        pixels = feeder.map(lambda data: _pixels(clip, data), [image for image, _ in samples])
+        pixels = feeder.map(lambda data: clip_pixels(clip, data), [image for image, _ in samples])
         keep = [i for i, p in enumerate(pixels) if p is not None]
         images = clip.model_input(torch.stack([pixels[i] for i in keep]))
         tokens = clip.tokenizer([samples[i][1] for i in keep]).to(clip.device)
@@ -84,11 +84,6 @@ def _step(config, clip, model, loss_fn, optimizer, stream, feeder, step: int):
     with torch.no_grad():
         model.logit_scale.clamp_(0, _MAX_LOGIT_SCALE)
     return total, position
-
-
-def _pixels(clip, data: bytes):
-    image = decoded_rgb(data)
-    return None if image is None else clip.pixels(image)
 
 
 def _autocast(device: str):

@@ -13,7 +13,8 @@ from curate.dedup.embeddings import decode, encode
 from curate.dedup.greedy import remove
 from curate.dedup.keep import keep_order
 from curate.dedup.search import IndexChoice, choose_index, similar_pairs
-from curate.dedup.semantic import assign, pairs_within_clusters, train_centroids
+from curate.dedup.kmeans import nearest, train_centroids
+from curate.dedup.semantic import pairs_within_clusters
 from curate.errors import InputError
 from curate.stage import Collected, stage_class
 
@@ -85,7 +86,7 @@ def test_auto_index_is_exact_for_small_pools_and_ivf_for_large():
 def test_pairs_within_clusters_are_brute_force_pairs_restricted_to_a_cluster():
     x = unit_rows(500, 8, seed=5)
     centroids = train_centroids(x, 6, train_size=500)
-    clusters, to_centroid = assign(x, centroids)
+    to_centroid, clusters = (column[:, 0] for column in nearest(x, centroids))
     assert len(centroids) == 6 and np.allclose(to_centroid, (x * centroids[clusters]).sum(1), atol=1e-5)
     a, b, _ = pairs_within_clusters(x, clusters, 0.8)
     expected = {(i, j) for i, j in brute_pairs(x, 0.8, strict=True) if clusters[i] == clusters[j]}

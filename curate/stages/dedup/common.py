@@ -51,11 +51,13 @@ class DuplicateStage(GlobalStage):
         """The view columns this stage compares (an embedding, the image bytes)."""
         ...
 
+    def __init__(self, params: StageParams, stage_id: str | None = None):
+        super().__init__(params, stage_id)
+        self.seconds: dict[str, float] = {}
+
     @contextmanager
     def phase(self, name: str):
         """Time one phase of finding (seconds kept in self.seconds, shown in the run summary)."""
-        if not hasattr(self, "seconds"):
-            self.seconds = {}
         started = time.perf_counter()
         yield
         self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - started, 3)
@@ -126,8 +128,7 @@ class DuplicateStage(GlobalStage):
     def finish(self, state: dict, stage_dir: Path, view: ViewPlan, outputs: dict[str, Path]) -> dict:
         """What was found, for the run summary (with the seconds of each phase, when found in this
         run rather than reused)."""
-        seconds = getattr(self, "seconds", None)
-        return state["details"] | ({"seconds": seconds} if seconds else {})
+        return state["details"] | ({"seconds": self.seconds} if self.seconds else {})
 
 
 def gather(collected: Collected, embedding: str | None = None) -> tuple[pa.Array, np.ndarray, np.ndarray]:

@@ -76,6 +76,7 @@ class Decontaminate(DuplicateStage):
         import faiss
 
         ids, queries = self._eval_embeddings()
+        column = self.compared_columns()[0]
         index = faiss.IndexFlatIP(queries.shape[1])
         index.add(queries)
         parts = []
@@ -83,7 +84,7 @@ class Decontaminate(DuplicateStage):
             table = collected[shard]
             if table.num_rows == 0:
                 continue
-            sims, nearest = index.search(decode(table.column(self.compared_columns()[0]), f" of shard {shard}"), 1)
+            sims, nearest = index.search(decode(table.column(column), f" of shard {shard}"), 1)
             hit = np.flatnonzero(sims[:, 0] >= self.params.threshold)
             parts.append(pa.table({"uid": table.column("uid").take(pa.array(hit)),
                                    "group": pa.array(nearest[hit, 0], pa.int64()),
@@ -97,6 +98,7 @@ class Decontaminate(DuplicateStage):
     def _eval_embeddings(self) -> tuple[list[str], np.ndarray]:
         scorer = self.scorer
         scorer.setup()
+        column = self.compared_columns()[0]
         ids, vectors, warnings = [], [], []
         for set_name, tar in self.eval_files():
             rows = [(f"{set_name}/{key}", _image(members), (members.get("txt") or b"").decode("utf-8", "replace"))
@@ -106,7 +108,7 @@ class Decontaminate(DuplicateStage):
                 chunk = rows[start:start + _BATCH]
                 batch = pa.record_batch({"uid": [r[0] for r in chunk], "image": pa.array([r[1] for r in chunk], pa.binary()),
                                          "caption": [r[2] for r in chunk], "drop_reason": pa.nulls(len(chunk), pa.string())})
-                embedded = scorer.process(batch).column(self.compared_columns()[0])
+                embedded = scorer.process(batch).column(column)
                 ok = embedded.is_valid().to_numpy(zero_copy_only=False)
                 ids += [r[0] for r, good in zip(chunk, ok) if good]
                 vectors.append(decode(embedded.filter(embedded.is_valid())))

@@ -14,7 +14,8 @@ from pydantic import Field
 
 from curate.dedup.greedy import remove
 from curate.dedup.keep import keep_order
-from curate.dedup.semantic import assign, pairs_within_clusters, train_centroids
+from curate.dedup.kmeans import nearest, train_centroids
+from curate.dedup.semantic import pairs_within_clusters
 from curate.stage import Collected, register
 from curate.stages.dedup.common import DEFAULT_EMBEDDING, DuplicateStage, KeepParams, duplicates_table, gather, group_details
 
@@ -61,7 +62,8 @@ class SemDedup(DuplicateStage):
         with self.phase("k-means"):
             centroids = train_centroids(embeddings, k, params.train_size, params.seed, params.iterations)
         with self.phase("assign"):
-            clusters, to_centroid = assign(embeddings, centroids)
+            to_centroid, clusters = (column[:, 0] for column in nearest(embeddings, centroids))
+            clusters = clusters.astype(np.int32)
         if params.keep_by == CENTROID_DISTANCE:
             priority = 1.0 - to_centroid.astype(np.float64)
             priority = priority if params.prefer == "highest" else -priority

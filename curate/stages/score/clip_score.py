@@ -13,7 +13,7 @@ from pydantic import Field
 from curate.run import file_sha256
 from curate.schema import load_schema
 from curate.stage import Resources, ShardStage, StageParams, register
-from curate.stages.score.model_batches import BatchFeeder, decoded_rgb, scorable_rows
+from curate.stages.score.model_batches import BatchFeeder, clip_pixels, scorable_rows
 
 
 class ClipScoreParams(StageParams):
@@ -76,16 +76,11 @@ class ClipScore(ShardStage):
         return pa.table({"uid": batch.column("uid"), names[1]: pa.array(scores, pa.float32()),
                          names[2]: pa.array(image_emb, pa.binary()), names[3]: pa.array(text_emb, pa.binary())})
 
-    def _pixels(self, data: bytes):
-        """The preprocessed image, or None for an image that does not decode."""
-        image = decoded_rgb(data)
-        return None if image is None else self.clip.pixels(image)
-
     def _prepare(self, chunk: list[int], images: list, captions: list):
         """Row indices that decoded, their pixels and their tokenised captions (None: none decoded)."""
         import torch
 
-        pixels = self.feeder.map(self._pixels, [images[i] for i in chunk])
+        pixels = self.feeder.map(lambda data: clip_pixels(self.clip, data), [images[i] for i in chunk])
         ok = [i for i, p in zip(chunk, pixels) if p is not None]
         if not ok:
             return None

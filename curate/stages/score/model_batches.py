@@ -28,6 +28,13 @@ def decoded_rgb(data: bytes) -> Image.Image | None:
         return None
 
 
+def clip_pixels(clip: Any, data: bytes) -> Any:
+    """An encoded image as a LoadedClip takes it (see LoadedClip.pixels), or None when it does
+    not decode."""
+    image = decoded_rgb(data)
+    return None if image is None else clip.pixels(image)
+
+
 class BatchFeeder:
     """Prepares model batches ahead of the model: one thread runs the next batch's `prepare`,
     which may spread its items over `threads` decoding threads (PIL and torch release the GIL

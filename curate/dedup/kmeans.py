@@ -1,0 +1,39 @@
+"""Spherical k-means with FAISS (trained on a seeded sample) and nearest-centroid lookup, used by
+the inverted file of the near-duplicate search and by SemDeDup's clusters."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def seeded_sample(embeddings: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """At most `size` rows, chosen by seed, in their original order."""
+    if len(embeddings) <= size:
+        return embeddings
+    chosen = np.sort(np.random.default_rng(seed).choice(len(embeddings), size, replace=False))
+    return embeddings[chosen]
+
+
+def train_centroids(embeddings: np.ndarray, k: int, train_size: int, seed: int = 0, iterations: int = 20) -> np.ndarray:
+    """k unit centroids (at most one per embedding) of spherical k-means on a seeded sample."""
+    import faiss
+
+    k = min(k, len(embeddings))
+    if k == 0:
+        return np.zeros((0, embeddings.shape[1]), np.float32)
+    train = seeded_sample(embeddings, max(train_size, k), seed)
+    kmeans = faiss.Kmeans(embeddings.shape[1], k, niter=iterations, seed=seed, spherical=True,
+                          min_points_per_centroid=1, max_points_per_centroid=len(train) // k + 1)
+    kmeans.train(train)
+    return kmeans.centroids
+
+
+def nearest(embeddings: np.ndarray, centroids: np.ndarray, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """(similarities, centroid ids) of the k nearest centroids of every embedding, nearest first."""
+    import faiss
+
+    if len(embeddings) == 0:
+        return np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
+    index = faiss.IndexFlatIP(centroids.shape[1])
+    index.add(centroids)
+    return index.search(embeddings, k)
