@@ -247,13 +247,16 @@ def train(
     decode_threads: int = typer.Option(2, min=1, help="threads decoding images ahead of the model"),
     stop_after_steps: Optional[int] = typer.Option(None, min=1, help="stop after this many steps in all; "
                                                    "rerun the same command to continue"),
+    ray_workers: int = typer.Option(0, min=0, help="train on this many Ray Train workers (one GPU each "
+                                    "on a GPU cluster); 0: this process alone, or torchrun's processes"),
+    ray_address: Optional[str] = typer.Option(None, help="Ray cluster to join (auto, ray://host:port); "
+                                              "default: a local instance"),
 ) -> None:
     """Contrastive training on WebDataset shards. Rerunning the same command continues from the
-    last checkpoint and ends with the same weights as an uninterrupted run."""
-    from rich.progress import BarColumn, Progress as RichProgress, TextColumn, TimeRemainingColumn
-
+    last checkpoint and ends with the same weights as an uninterrupted run. Several GPUs:
+    `torchrun --nproc_per_node N -m curate train ...`; several nodes: --ray-workers N with --out
+    on shared storage."""
     from curate.train.config import TrainConfig
-    from curate.train.loop import train as train_loop
 
     try:
         config = TrainConfig(data=data, model=model, init=init, samples_seen=samples_seen, batch_size=batch_size,
@@ -261,9 +264,51 @@ def train(
                              seed=seed, checkpoint_every=checkpoint_every)
     except ValueError as error:
         _fail(CurateError(str(error)))
+    if ray_workers:
+        _train_on_ray(config, out, ray_workers, device, decode_threads, stop_after_steps, ray_address)
+    else:
+        _train_here(config, out, device, decode_threads, stop_after_steps)
+
+
+@app.command("train-dfn")
+def train_dfn(
+    data: list[str] = typer.Option(..., help="trusted high-quality shards: a folder, a glob or files "
+                                   "(here: the tuxpaint pool)"),
+    out: Path = typer.Option(..., help="the filter's run folder; rerun to reuse or continue it"),
+    model: str = typer.Option("curate-tiny-vit", help="open_clip architecture of the filter"),
+    samples_seen: int = typer.Option(57_600, min=1, help="training samples"),
+    batch_size: int = typer.Option(128, min=2, help="samples per optimiser step"),
+    lr: float = typer.Option(1e-3, min=0, help="peak learning rate"),
+    warmup: int = typer.Option(50, min=0, help="warmup steps before the cosine decay"),
+    seed: int = typer.Option(0, min=0, help="seed of the shard draws and sample order"),
+    device: str = typer.Option("auto", help="auto, cpu or cuda"),
+    decode_threads: int = typer.Option(2, min=1, help="threads decoding images ahead of the model"),
+) -> None:
+    """Train a data-filtering network (DFN): a CLIP trained on trusted data only, whose
+    image-text similarity then scores a pool (clip_score with `name: dfn` and `weights: OUT`
+    writes dfn_score). A folder already trained with the same settings is reused as it is."""
+    from curate.train.config import TrainConfig
+
+    try:
+        config = TrainConfig(data=data, model=model, samples_seen=samples_seen, batch_size=batch_size, lr=lr,
+                             warmup=warmup, seed=seed, checkpoint_every=50)
+    except ValueError as error:
+        _fail(CurateError(str(error)))
+    _train_here(config, out, device, decode_threads, None)
+    console.print(f"score a pool with it: - stage: clip_score\n"
+                  f"                        params: {{name: dfn, model: {model}, weights: {out}}}", highlight=False)
+
+
+def _train_here(config, out: Path, device: str, decode_threads: int, stop_after: Optional[int]) -> None:
+    """Train in this process (one of torchrun's, maybe) with a progress bar."""
+    from rich.progress import BarColumn, Progress as RichProgress, TextColumn, TimeRemainingColumn
+
+    from curate.train.loop import train as train_loop
+
+    main = os.environ.get("RANK", "0") == "0"  # under torchrun, one process reports
     columns = (TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
                TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
-    with RichProgress(*columns, console=Console(stderr=True)) as bars:
+    with RichProgress(*columns, console=Console(stderr=True), disable=not main) as bars:
         task = bars.add_task("train", total=config.steps, rate="")
 
         def advance(metrics: dict) -> None:
@@ -271,12 +316,25 @@ def train(
                         rate=f"{metrics['samples_per_s']:,.0f} samples/s  loss {metrics['loss']:.3f}")
 
         try:
-            last = train_loop(config, out, device, decode_threads, stop_after_steps, advance)
+            last = train_loop(config, out, device, decode_threads, stop_after, advance)
         except CurateError as error:
             _fail(error)
-    console.print(f"step {last['step']} of {config.steps}; metrics: {out / 'metrics.jsonl'}", highlight=False)
-    if last["step"] == config.steps:
+    if main:
+        console.print(f"step {last['step']} of {config.steps}; metrics: {out / 'metrics.jsonl'}", highlight=False)
+    if main and last["step"] == config.steps:
         console.print(f"weights: {out / 'open_clip_pytorch_model.bin'}", highlight=False)
+
+
+def _train_on_ray(config, out: Path, workers: int, device: str, decode_threads: int,
+                  stop_after: Optional[int], address: Optional[str]) -> None:
+    from curate.train.ray_train import train_on_ray
+
+    try:
+        last = train_on_ray(config, out, workers, device, decode_threads, stop_after, address)
+    except CurateError as error:
+        _fail(error)
+    console.print(f"step {last['step']} of {config.steps} on {workers} Ray Train workers; "
+                  f"metrics: {out / 'metrics.jsonl'}", highlight=False)
 
 
 @bench_app.command("ingest")
@@ -433,6 +491,47 @@ def bench_dedup(
     for name, values in rows.items():
         table.add_row(name, *values)
     console.print(table)
+
+
+@bench_app.command("train")
+def bench_train(
+    model: str = typer.Option("curate-tiny-vit", help="open_clip architecture (ViT-B-32 on a GPU)"),
+    batch_size: int = typer.Option(256, min=2, help="samples per step, for both trainers"),
+    steps: int = typer.Option(30, min=2, help="steps each trainer runs"),
+    skip: int = typer.Option(5, min=0, help="first steps left out of the figures (warm-up)"),
+    image_size: int = typer.Option(64, min=8, help="side of the generated JPEGs (256 for a 224px model)"),
+    device: str = typer.Option("auto", help="auto, cpu or cuda"),
+    workers: int = typer.Option(0, help="decoding threads (ours) and data-loader processes (open_clip's); 0: all cores"),
+    work_dir: Path = typer.Option(Path("data/bench"), help="where the shards and runs go"),
+) -> None:
+    """Training samples/s of `curate train` and of open_clip's own trainer on the same
+    generated shards, model, batch size, precision (bf16 on a GPU) and decoding workers, each
+    in a fresh process; prints the ratio."""
+    from curate.bench import train as bench
+    from curate.models.clip import resolve_device
+
+    n = batch_size * steps
+    pool = work_dir / f"train-pool-{n}-{image_size}"
+    info = _build_pool("synthetic", pool, 0, n=n, image_size=image_size, samples_per_shard=1000)
+    settings = bench.TrainBench(shards=[pool / f"{shard}.tar" for shard in info["shards"]], model=model,
+                                batch_size=batch_size, steps=steps, skip=skip, device=resolve_device(device),
+                                workers=workers or (os.cpu_count() or 1))
+    rates = {}
+    try:
+        for name, run in (("curate train", bench.run_curate), ("open_clip_train", bench.run_open_clip)):
+            with console.status(f"{name}: {model}, {steps} steps of {batch_size}"):
+                rates[name] = run(settings, work_dir / f"train-{name.split()[0]}")
+    except CurateError as error:
+        _fail(error)
+    console.print(f"training {model} on {n:,} JPEGs {image_size}x{image_size}, batch {batch_size}, "
+                  f"{settings.device}, {settings.workers} decoding workers, steps {skip + 1}-{steps} timed")
+    table = Table()
+    for column in ("trainer", "samples/s"):
+        table.add_column(column, justify="right")
+    for name, rate in rates.items():
+        table.add_row(name, f"{rate:,.1f}")
+    console.print(table)
+    console.print(f"ratio curate / open_clip: {rates['curate train'] / rates['open_clip_train']:.2f}")
 
 
 @bench_app.command("download")

@@ -61,7 +61,10 @@ def finished_run(tmp_path) -> Path:
     (["bench", "metaclip"], ["--entries", "--match-captions", "--n", "--t", "--executors", "--workers"]),
     (["bench", "dedup"], ["--n", "--clusters", "--methods", "--work-dir"]),
     (["train"], ["--data", "--out", "--model", "--samples-seen", "--batch-size", "--accumulate", "--lr", "--loss",
-                 "--seed", "--init", "--checkpoint-every", "--device", "--stop-after-steps"]),
+                 "--seed", "--init", "--checkpoint-every", "--device", "--stop-after-steps", "--ray-workers",
+                 "--ray-address"]),
+    (["bench", "train"], ["--model", "--batch-size", "--steps", "--skip", "--image-size", "--device", "--workers",
+                          "--work-dir"]),
     (["metadata", "build"], ["--out", "--wordnet", "--unigrams", "--min-frequency", "--extra"]),
 ])
 def test_help_mentions_key_options(command, expected):
@@ -315,6 +318,16 @@ def test_bench_score_puts_end_to_end_next_to_model_alone(tmp_path):
     assert re.search(r"curate-tiny-vit\s*[│|]\s*40\s*[│|]\s*[\d,]+\s*[│|]\s*[\d,]+\s*[│|]\s*\d+%", result.stdout), result.stdout
     summary = json.loads((tmp_path / "bench" / "run-score-curate-tiny-vit" / "summary.json").read_text())
     assert [stage["stage"] for stage in summary["stages"]] == ["ingest_webdataset", "clip_score"]
+
+
+def test_bench_train_compares_with_open_clips_trainer(tmp_path):
+    result = _invoke("bench", "train", "--batch-size", "16", "--steps", "6", "--skip", "2", "--image-size", "32",
+                     "--device", "cpu", "--workers", "1", "--work-dir", tmp_path / "bench")
+    assert result.exit_code == 0, _text(result)
+    for trainer in ("curate train", "open_clip_train"):
+        assert re.search(rf"{trainer}\s*[│|]\s*[\d,.]+", result.stdout), result.stdout
+    assert re.search(r"ratio curate / open_clip: \d+\.\d\d", result.stdout)
+    assert len((tmp_path / "bench" / "train-curate" / "metrics.jsonl").read_text().splitlines()) == 6
 
 
 def test_bench_metaclip_compares_matchers_and_balances_on_a_tiny_pool(tmp_path):

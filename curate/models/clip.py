@@ -83,6 +83,21 @@ def _register_configs() -> None:
     open_clip.add_model_config(Path(str(resources.files("curate.models") / "configs")))
 
 
+def open_clip_config(model_name: str, logit_bias: float | None = None) -> dict:
+    """The open_clip_config.json of an architecture (curate's or open_clip's): with it in a
+    folder, open_clip builds the model as `local-dir:FOLDER` (loading weights found beside it),
+    and its own trainer trains it as `--model local-dir:FOLDER`."""
+    import open_clip
+
+    _register_configs()
+    config = open_clip.get_model_config(model_name)
+    if config is None:
+        raise ConfigError(f"unknown open_clip model {model_name!r}; e.g. curate-tiny-vit, ViT-B-32, ViTamin-S")
+    if logit_bias is not None:
+        config = config | {"init_logit_bias": logit_bias}
+    return {"model_cfg": config, "preprocess_cfg": {}}
+
+
 def resolve_device(device: str) -> str:
     """auto: cuda when a GPU is visible, else cpu."""
     import torch
@@ -149,8 +164,11 @@ def load_clip(model_name: str, weights: str | None, device: str = "auto") -> Loa
     model, _, preprocess = open_clip.create_model_and_transforms(
         model_name, pretrained=None if local else weights, device="cpu", weights_only=True)
     if local:
+        state = _state_dict(weights_file(weights))
+        if "logit_bias" in state and getattr(model, "logit_bias", None) is None:  # SigLIP-trained
+            model.logit_bias = torch.nn.Parameter(torch.zeros_like(state["logit_bias"]))
         try:
-            model.load_state_dict(_state_dict(weights_file(weights)))
+            model.load_state_dict(state)
         except RuntimeError as error:
             raise ConfigError(f"weights in {weights} do not fit {model_name}: {str(error).splitlines()[0]}") from None
     model = model.to(device).eval()

@@ -15,6 +15,8 @@ from curate.train.data import Position
 LATEST = "checkpoints/latest.pt"
 CONFIG = "train_config.json"
 WEIGHTS = "open_clip_pytorch_model.bin"  # a name curate and open_clip both look for
+OPEN_CLIP_CONFIG = "open_clip_config.json"
+SIGLIP_LOGIT_BIAS = -10.0  # SigLIP's initial bias, open_clip's too
 
 
 def save(out: Path, step: int, position: Position, model, optimizer) -> None:
@@ -34,14 +36,21 @@ def load(out: Path) -> dict | None:
     return torch.load(path, map_location="cpu", weights_only=True) if path.exists() else None
 
 
-def save_weights(out: Path, model) -> Path:
-    """The model weights alone: `open_clip.create_model_and_transforms(ARCH, pretrained=PATH)`."""
+def save_weights(out: Path, model, config: TrainConfig) -> Path:
+    """The model weights alone, with the architecture beside them, so open_clip loads them as
+    `create_model_and_transforms(ARCH, pretrained=WEIGHTS)` or `("local-dir:OUT")` (SigLIP
+    weights: add `init_logit_bias=-10` to the first)."""
+    from curate.models.clip import open_clip_config
+
+    bias = SIGLIP_LOGIT_BIAS if config.loss == "siglip" else None
+    write_atomic(out / OPEN_CLIP_CONFIG, json.dumps(open_clip_config(config.model, bias), indent=2).encode())
     write_atomic(out / WEIGHTS, _bytes(model.state_dict()))
     return out / WEIGHTS
 
 
-def check_config(out: Path, config: TrainConfig) -> None:
-    """Record the config of a new run; refuse to continue a run made with another one."""
+def check_config(out: Path, config: TrainConfig, write: bool = True) -> None:
+    """Record the config of a new run (when `write`: the main process of a job); refuse to
+    continue a run made with another one."""
     path = out / CONFIG
     mine = config.model_dump(mode="json")
     if path.exists():
@@ -51,7 +60,8 @@ def check_config(out: Path, config: TrainConfig) -> None:
             raise ConfigError(f"{out} holds a run with other settings ({', '.join(changed)}); "
                               f"choose another --out, or delete {out} to start over")
         return
-    write_atomic(path, json.dumps(mine, indent=2, sort_keys=True).encode())
+    if write:
+        write_atomic(path, json.dumps(mine, indent=2, sort_keys=True).encode())
 
 
 def _bytes(state) -> bytes:

@@ -93,7 +93,7 @@ def test_hand_written_tar_matches_tarfile_ustar(wds_pool: Path) -> None:
 
 def test_webdataset_reads_every_sample(wds_pool: Path) -> None:
     urls = [str(wds_pool / f"{s:05d}.tar") for s in range(3)]
-    samples = list(wds.WebDataset(urls, shardshuffle=False, empty_check=False))
+    samples = list(wds.WebDataset(urls, shardshuffle=False))
     assert [s["__key__"] for s in samples] == [f"{i:09d}" for i in range(400)]
     for s in samples:
         assert {"jpg", "txt", "json"} <= set(s)

@@ -54,7 +54,7 @@ def test_tar_members_and_webdataset(tmp_path: Path) -> None:
     with tarfile.open(tmp_path / "00000.tar") as tar:
         names = tar.getnames()
     assert names == [f"item_{i:03d}.{ext}" for i in range(4) for ext in ("png", "txt", "json")]
-    samples = list(wds.WebDataset(str(tmp_path / "00000.tar"), shardshuffle=False, empty_check=False))
+    samples = list(wds.WebDataset(str(tmp_path / "00000.tar"), shardshuffle=False))
     assert [s["__key__"] for s in samples] == [f"item_{i:03d}" for i in range(4)]
     truth = json.loads(samples[2]["json"])
     assert truth == {"key": "item_002", "caption": "caption 2", "path": "dir/item.2.png", "label": 2,

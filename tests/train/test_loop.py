@@ -1,15 +1,19 @@
-"""The training loop on a tiny pool: exact resume after a crash or a planned stop, the budget,
-the schedule, the losses, and weights that open_clip loads."""
+"""The training loop on curated shards of a tiny pool: exact resume after a crash or a planned
+stop, the budget, the schedule, the losses, the same weights from torchrun's and Ray Train's
+processes, and interop with open_clip (its loader reads our weights, its trainer our shards)."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import write_pool
+from conftest import write_pipeline, write_pool
+from curate.config import load_pipeline
 from curate.errors import ConfigError
 from curate.models.clip import _register_configs
 from curate.train.config import TrainConfig
@@ -18,9 +22,17 @@ from curate.train.loop import train
 
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory) -> str:
+    """A tiny pool curated (ingested and exported) into 3 shards of 40."""
+    from curate.pipeline import run_pipeline
+
     folder = tmp_path_factory.mktemp("train-pool")
-    write_pool(folder, shards=3, per_shard=40)
-    return str(folder)
+    write_pool(folder / "pool", shards=3, per_shard=40)
+    pipeline = write_pipeline(folder / "pipeline.yaml", str(folder / "pool" / "*.tar"), folder / "run",
+                              stages=[{"stage": "export", "params": {"samples_per_shard": 40}}])
+    run_pipeline(load_pipeline(pipeline))
+    exported = folder / "run" / "export" / "shards"
+    assert len(list(exported.glob("*.tar"))) == 3
+    return str(exported)
 
 
 def config(shards: str, **settings) -> TrainConfig:
@@ -100,3 +112,77 @@ def test_open_clip_loads_the_weights(uninterrupted):
 def test_no_shards_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="no .tar shards"):
         train(TrainConfig(data=[str(tmp_path)], samples_seen=8, batch_size=4), tmp_path / "out", device="cpu")
+
+
+def losses(out: Path) -> list[float]:
+    return [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def assert_same_training(out: Path, alone: Path) -> None:
+    """Two processes on halves of each batch train what one process trains on whole batches
+    (up to the order of float sums)."""
+    mine, theirs = weights(out), weights(alone)
+    assert mine.keys() == theirs.keys()
+    assert all(torch.allclose(mine[k], theirs[k], atol=1e-4) for k in theirs)
+    assert losses(out) == pytest.approx(losses(alone), abs=1e-4)
+
+
+TRAIN_ARGS = ["--samples-seen", "128", "--batch-size", "16", "--warmup", "2", "--checkpoint-every", "3",
+              "--device", "cpu"]
+
+
+def test_two_torchrun_processes_train_the_weights_one_process_trains(shards, uninterrupted, tmp_path):
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "curate", "train",
+               "--data", shards, "--out", str(tmp_path), *TRAIN_ARGS]
+    subprocess.run(command, check=True, capture_output=True, timeout=300)
+    assert_same_training(tmp_path, uninterrupted)
+
+
+def test_two_ray_train_workers_train_the_weights_one_process_trains(shards, uninterrupted, tmp_path):
+    command = [sys.executable, "-m", "curate", "train", "--data", shards, "--out", str(tmp_path), *TRAIN_ARGS,
+               "--ray-workers", "2"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "on 2 Ray Train workers" in done.stdout
+    assert_same_training(tmp_path, uninterrupted)
+
+
+def test_open_clip_loads_the_run_folder(uninterrupted):
+    import open_clip
+
+    model, _, _ = open_clip.create_model_and_transforms(f"local-dir:{uninterrupted}")
+    assert same(model.state_dict(), weights(uninterrupted))
+
+
+def test_siglip_weights_load_in_open_clip_and_in_curate(shards, tmp_path):
+    import open_clip
+
+    from curate.models.clip import load_clip
+
+    train(config(shards, samples_seen=32, loss="siglip"), tmp_path, device="cpu")
+    trained = weights(tmp_path)
+    assert "logit_bias" in trained
+    _register_configs()
+    model, _, _ = open_clip.create_model_and_transforms(
+        "curate-tiny-vit", pretrained=str(tmp_path / "open_clip_pytorch_model.bin"), init_logit_bias=-10)
+    assert same(model.state_dict(), trained)
+    model, _, _ = open_clip.create_model_and_transforms(f"local-dir:{tmp_path}")
+    assert same(model.state_dict(), trained)
+    assert same(load_clip("curate-tiny-vit", str(tmp_path), "cpu").model.state_dict(), trained)
+
+
+def test_open_clip_trainer_trains_on_curated_shards(shards, tmp_path):
+    from curate.models.clip import open_clip_config
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "open_clip_config.json").write_text(json.dumps(open_clip_config("curate-tiny-vit")))
+    listed = sorted(Path(shards).glob("*.tar"))
+    command = [sys.executable, "-m", "open_clip_train.main", "--train-data", "::".join(map(str, listed)),
+               "--dataset-type", "webdataset", "--batch-size", "16", "--epochs", "1", "--workers", "1",
+               "--model", f"local-dir:{folder}", "--device", "cpu", "--precision", "fp32",
+               "--logs", str(tmp_path / "logs"), "--name", "run", "--log-every-n-steps", "1"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stderr.count("Train Epoch: 0") >= 6  # 120 samples (sizes.json) in batches of 16
+    assert (tmp_path / "logs" / "run" / "checkpoints" / "epoch_1.pt").exists()
