@@ -40,6 +40,9 @@ setup: $(STAMP) os-packages vendor
 demo: setup
 	$(BIN)/curate pools build web --out data/pools/web
 	test -f data/metaclip/metadata.json || $(BIN)/curate metadata build --out data/metaclip/metadata.json
+	$(BIN)/curate pools build tuxpaint --out data/pools/tuxpaint
+	$(BIN)/curate train-dfn --data data/pools/tuxpaint --out data/dfn
+	for s in flags-eval tuxpaint-retrieval; do $(BIN)/curate pools build $$s --out data/eval/$$s || exit 1; done
 	$(BIN)/curate run pipelines/quickstart.yaml
 
 eval-sets: setup
@@ -56,4 +59,4 @@ bench: setup
 	$(BIN)/curate bench download --n 20000
 
 clean:  # keeps data/vendor: fetching it again needs the npm registry
-	rm -rf $(VENV) runs data/pools data/eval data/bench data/metaclip *.egg-info
+	rm -rf $(VENV) runs data/pools data/eval data/bench data/metaclip data/dfn *.egg-info

@@ -295,8 +295,8 @@ def train_dfn(
     except ValueError as error:
         _fail(CurateError(str(error)))
     _train_here(config, out, device, decode_threads, None)
-    console.print(f"score a pool with it: - stage: clip_score\n"
-                  f"                        params: {{name: dfn, model: {model}, weights: {out}}}", highlight=False)
+    console.print(f"score a pool with it (dfn_score):\n  - stage: clip_score\n"
+                  f"    params: {{name: dfn, model: {model}, weights: {out}}}", highlight=False, soft_wrap=True)
 
 
 def _train_here(config, out: Path, device: str, decode_threads: int, stop_after: Optional[int]) -> None:

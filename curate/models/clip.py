@@ -5,6 +5,7 @@ the tiny configs shipped in curate/models/configs; weights from an open_clip pre
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -146,6 +147,22 @@ def _state_dict(path: Path) -> dict:
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
+@contextmanager
+def _without_random_init_warning(local: bool):
+    """open_clip warns that a model built without a pretrained tag is random; local weights are
+    loaded right after, so the warning would only mislead."""
+    import logging
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not (local and "No pretrained weights loaded" in record.getMessage())
+
+    logging.getLogger().addFilter(keep)
+    try:
+        yield
+    finally:
+        logging.getLogger().removeFilter(keep)
+
+
 def load_clip(model_name: str, weights: str | None, device: str = "auto") -> LoadedClip:
     """Build `model_name` and load its weights: None (seeded random init, for smoke tests),
     an absolute local path, or an open_clip pretrained tag."""
@@ -161,8 +178,9 @@ def load_clip(model_name: str, weights: str | None, device: str = "auto") -> Loa
         raise ConfigError(f"{weights!r} is neither an absolute path nor a pretrained tag of {model_name} "
                           f"({', '.join(open_clip.list_pretrained_tags_by_model(model_name)) or 'none'})")
     torch.manual_seed(0)  # a model without weights is the same everywhere
-    model, _, preprocess = open_clip.create_model_and_transforms(
-        model_name, pretrained=None if local else weights, device="cpu", weights_only=True)
+    with _without_random_init_warning(local):
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            model_name, pretrained=None if local else weights, device="cpu", weights_only=True)
     if local:
         state = _state_dict(weights_file(weights))
         if "logit_bias" in state and getattr(model, "logit_bias", None) is None:  # SigLIP-trained

@@ -19,13 +19,22 @@ def scorable_rows(batch: pa.RecordBatch, columns: tuple[str, ...]) -> list[int]:
 
 
 def decoded_rgb(data: bytes) -> Image.Image | None:
-    """An encoded image decoded to RGB, or None when it does not decode (an image that passed
-    a header-only check at ingest may still fail here)."""
+    """An encoded image decoded to RGB, transparent pixels shown on white, or None when it does
+    not decode (an image that passed a header-only check at ingest may still fail here)."""
     try:
         with Image.open(io.BytesIO(data)) as image:
-            return image.convert("RGB")
+            return on_white(image)
     except Exception:  # PIL raises many types for bad bytes; all mean the same here
         return None
+
+
+def on_white(image: Image.Image) -> Image.Image:
+    """RGB as a viewer shows the image: a plain convert would keep the colour under transparent
+    pixels, mostly black, so black clip art on a transparent background became a black square."""
+    if image.mode not in ("RGBA", "LA", "PA", "RGBa", "La") and "transparency" not in image.info:
+        return image.convert("RGB")
+    rgba = image.convert("RGBA")
+    return Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba).convert("RGB")
 
 
 def clip_pixels(clip: Any, data: bytes) -> Any:
