@@ -501,7 +501,7 @@ def bench_train(
     skip: int = typer.Option(5, min=0, help="first steps left out of the figures (warm-up)"),
     image_size: int = typer.Option(64, min=8, help="side of the generated JPEGs (256 for a 224px model)"),
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
-    workers: int = typer.Option(0, help="decoding threads (ours) and data-loader processes (open_clip's); 0: all cores"),
+    workers: int = typer.Option(0, help="our decoding threads, open_clip's loader processes; 0: all cores"),
     work_dir: Path = typer.Option(Path("data/bench"), help="where the shards and runs go"),
 ) -> None:
     """Training samples/s of `curate train` and of open_clip's own trainer on the same

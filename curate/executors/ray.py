@@ -1,7 +1,8 @@
 """The Ray executor: shard tasks on Ray workers, each worker setting a stage up once.
 
-This is the only module that imports ray. Without an address it starts a local Ray instance
-on this machine; with `auto` or `ray://host:port` it joins an existing cluster.
+The pipeline's only module that imports ray (training's is curate/train/ray_train.py). Without
+an address it starts a local Ray instance on this machine; with `auto` or `ray://host:port` it
+joins an existing cluster.
 
 Tasks (not actors) carry the work, so worker processes, started once with the instance, are
 reused from stage to stage; a worker keeps the last stage it set up and sets up a new one only

@@ -37,9 +37,9 @@ def train(config: TrainConfig, out: Path, device: str = "auto", decode_threads: 
     if dist.main:
         _truncate_metrics(out / METRICS, step)
     wrapped = dist.wrap(model, clip.device)
-    batches = micro_batches(config, position, clip, dist, decode_threads)
     last = {"step": step}
     end = min(config.steps, stop_after or config.steps)
+    batches = micro_batches(config, position, clip, dist, decode_threads) if step < end else iter(())
     while step < end:
         started = time.perf_counter()
         loss, position, undecodable = _step(config, clip, wrapped, loss_fn, optimizer, batches, dist, step)
