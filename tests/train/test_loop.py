@@ -186,3 +186,9 @@ def test_open_clip_trainer_trains_on_curated_shards(shards, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stderr.count("Train Epoch: 0") >= 6  # 120 samples (sizes.json) in batches of 16
     assert (tmp_path / "logs" / "run" / "checkpoints" / "epoch_1.pt").exists()
+
+
+def test_a_vitamin_from_timm_trains(shards, tmp_path):
+    last = train(config(shards, model="ViTamin-S", samples_seen=2, batch_size=2, warmup=0), tmp_path, device="cpu")
+    assert last["step"] == 1 and last["loss"] == last["loss"]
+    assert (tmp_path / "open_clip_pytorch_model.bin").exists()
