@@ -4,6 +4,7 @@ decoding workers, each in a fresh process, timed over the same steps after the s
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -46,8 +47,6 @@ def steady_rate(rates: list[float], batch_size: int, skip: int) -> float:
 
 def run_curate(bench: TrainBench, out: Path) -> float:
     """samples/s of `curate train`."""
-    import json
-
     shutil.rmtree(out, ignore_errors=True)
     command = [sys.executable, "-m", "curate", "train", "--out", str(out), "--model", bench.model,
                "--samples-seen", str(bench.samples), "--batch-size", str(bench.batch_size),
@@ -63,8 +62,6 @@ def run_curate(bench: TrainBench, out: Path) -> float:
 def run_open_clip(bench: TrainBench, out: Path) -> float:
     """samples/s of `python -m open_clip_train.main`: one epoch of the same number of samples
     (curate's own architectures given as `local-dir:` folders holding their config)."""
-    import json
-
     shutil.rmtree(out, ignore_errors=True)
     model = bench.model
     if bench.model.startswith("curate-"):

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from curate.errors import ConfigError
-from curate.stages.score.model_batches import clip_pixels
+from curate.stages.score.model_batches import BatchFeeder, clip_pixels
 from curate.train.config import TrainConfig
 from curate.train.data import Position, ShardStream, find_shards
 from curate.train.distributed import Distributed
@@ -30,29 +29,31 @@ class MicroBatch:
 
 def micro_batches(config: TrainConfig, start: Position, clip: Any, dist: Distributed,
                   threads: int) -> Iterator[MicroBatch]:
-    """Endless micro-batches from `start`, AHEAD of the caller."""
+    """Endless micro-batches from `start`, AHEAD of the caller (nothing is read before the
+    first is asked for; closing the generator stops the preparing threads)."""
     stream = ShardStream(find_shards(config.data), config.seed).batches(start, config.micro_batch)
-    decoders = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="train-decode")
-    preparer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="train-ahead")
+    feeder = BatchFeeder(threads, "train")
 
     def prepare_next() -> MicroBatch:
         samples, position = next(stream)
-        return _prepare(dist.share(samples), position, clip, decoders)
+        return _prepare(dist.share(samples), position, clip, feeder)
 
-    pending = deque(preparer.submit(prepare_next) for _ in range(AHEAD))
-    while True:
-        ready = pending.popleft().result()
-        pending.append(preparer.submit(prepare_next))
-        yield ready
+    pending = deque(feeder.ahead.submit(prepare_next) for _ in range(AHEAD))
+    try:
+        while True:
+            ready = pending.popleft().result()
+            pending.append(feeder.ahead.submit(prepare_next))
+            yield ready
+    finally:
+        feeder.close()
 
 
-def _prepare(samples: list[tuple[bytes, str]], position: Position, clip: Any,
-             decoders: ThreadPoolExecutor) -> MicroBatch:
+def _prepare(samples: list[tuple[bytes, str]], position: Position, clip: Any, feeder: BatchFeeder) -> MicroBatch:
     """Decode and tokenise. An image that does not decode is replaced by another of the share
     with its caption, so every rank keeps its share's size (all-gather needs equal sizes)."""
     import torch
 
-    pixels = list(decoders.map(lambda sample: clip_pixels(clip, sample[0]), samples))
+    pixels = feeder.map(lambda sample: clip_pixels(clip, sample[0]), samples)
     good = [i for i, p in enumerate(pixels) if p is not None]
     if not good:
         raise ConfigError(f"no image of a batch decodes (shard draw {position.draw}); check the shards")

@@ -39,7 +39,7 @@ def train(config: TrainConfig, out: Path, device: str = "auto", decode_threads: 
     wrapped = dist.wrap(model, clip.device)
     last = {"step": step}
     end = min(config.steps, stop_after or config.steps)
-    batches = micro_batches(config, position, clip, dist, decode_threads) if step < end else iter(())
+    batches = micro_batches(config, position, clip, dist, decode_threads)
     while step < end:
         started = time.perf_counter()
         loss, position, undecodable = _step(config, clip, wrapped, loss_fn, optimizer, batches, dist, step)
@@ -56,6 +56,7 @@ def train(config: TrainConfig, out: Path, device: str = "auto", decode_threads: 
                 checkpoint.save_weights(out, model, config)
         if on_step:
             on_step(last)
+    batches.close()
     dist.barrier()
     return last
 

@@ -53,6 +53,11 @@ class BatchFeeder:
         self.ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}-ahead")
         self.workers = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"{name}-decode")
 
+    def close(self) -> None:
+        """Stop both pools; work not started yet is dropped."""
+        self.ahead.shutdown(wait=False, cancel_futures=True)
+        self.workers.shutdown(wait=False, cancel_futures=True)
+
     def map(self, function: Callable[[Any], Any], items: list) -> list:
         """function(item) for every item, on the decoding threads, in order."""
         return list(self.workers.map(function, items))
