@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from curate.errors import CurateError
+from curate.train.config import DFN_DEFAULTS
 
 app = typer.Typer(help="Curate image-text pools into CLIP pretraining sets.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -151,6 +152,8 @@ def pools_build(
     n: Optional[int] = typer.Option(None, min=1, help="synthetic: number of samples (required)"),
     seed: Optional[int] = typer.Option(None, help="synthetic, fashion-mnist: random seed"),
     noise: Optional[float] = typer.Option(None, help="fashion-mnist: share of corrupted captions"),
+    start: Optional[int] = typer.Option(None, min=0, help="fashion-mnist: first training index (disjoint slices "
+                                        "make a pool and a trusted set)"),
     base_url: Optional[str] = typer.Option(None, help="web: where the files will be served"),
     image_size: Optional[int] = typer.Option(None, min=8, help="synthetic: image side in pixels"),
     duplicate_fraction: Optional[float] = typer.Option(None, help="synthetic: share of planted duplicates"),
@@ -161,7 +164,7 @@ def pools_build(
 ) -> None:
     """Build a pool or an evaluation set from packages installed here (nothing is downloaded).
     A pool never holds an evaluation item; a rebuild with the same options is skipped."""
-    given = dict(limit=limit, samples_per_shard=samples_per_shard, n=n, seed=seed, noise=noise,
+    given = dict(limit=limit, samples_per_shard=samples_per_shard, n=n, seed=seed, noise=noise, start=start,
                  base_url=base_url, image_size=image_size, duplicate_fraction=duplicate_fraction,
                  junk_fraction=junk_fraction, fmt=fmt)
     _build_pool(name, out, workers, force, **{k: v for k, v in given.items() if v is not None})
@@ -302,6 +305,10 @@ def eval_(
         clip = load_checkpoint(checkpoint, model, device)
         results = {"checkpoint": checkpoint, "suite": suite, "data": str(root),
                    **evaluate(clip, chosen, root, Progress(), decode_threads)}
+        if suite == "datacomp":
+            from curate.eval.datacomp import group_averages
+
+            results["groups"] = group_averages(results["tasks"])
         folder = Path(checkpoint) if Path(checkpoint).is_dir() else Path(".")
         written = write_results(results, out or folder / "eval" / suite)
     except CurateError as error:
@@ -310,16 +317,40 @@ def eval_(
     console.print(f"results: {written[0]}  {written[1]}", highlight=False)
 
 
+@app.command()
+def benchmark(
+    bench: Path = typer.Argument(..., help="benchmark file (see pipelines/benchmark-embedded.yaml)"),
+    out: Optional[Path] = typer.Option(None, help="output folder (default: the file's `out`)"),
+    quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
+) -> None:
+    """Compare curation strategies at equal compute, the way DataComp does: curate one pool with
+    every strategy, train the same model on each subset with the same samples seen for every
+    seed, evaluate on a suite, and write a leaderboard (Markdown, JSON, plot). Rerunning resumes."""
+    from curate.benchmark.config import load_benchmark
+    from curate.benchmark.leaderboard import markdown as leaderboard_markdown
+    from curate.benchmark.runner import run_benchmark
+    from curate.progress import NullProgress, Progress
+
+    try:
+        config = load_benchmark(bench, out)
+        board = run_benchmark(config, NullProgress() if quiet else Progress(),
+                              log=lambda line: console.print(line, highlight=False))
+    except CurateError as error:
+        _fail(error)
+    console.print(leaderboard_markdown(board), highlight=False)
+    console.print("leaderboard: " + "  ".join(board["outputs"].values()), highlight=False)
+
+
 @app.command("train-dfn")
 def train_dfn(
     data: list[str] = typer.Option(..., help="trusted high-quality shards: a folder, a glob or files "
                                    "(here: the tuxpaint pool)"),
     out: Path = typer.Option(..., help="the filter's run folder; rerun to reuse or continue it"),
-    model: str = typer.Option("curate-tiny-vit", help="open_clip architecture of the filter"),
-    samples_seen: int = typer.Option(57_600, min=1, help="training samples"),
-    batch_size: int = typer.Option(128, min=2, help="samples per optimiser step"),
-    lr: float = typer.Option(1e-3, min=0, help="peak learning rate"),
-    warmup: int = typer.Option(50, min=0, help="warmup steps before the cosine decay"),
+    model: str = typer.Option(DFN_DEFAULTS["model"], help="open_clip architecture of the filter"),
+    samples_seen: int = typer.Option(DFN_DEFAULTS["samples_seen"], min=1, help="training samples"),
+    batch_size: int = typer.Option(DFN_DEFAULTS["batch_size"], min=2, help="samples per optimiser step"),
+    lr: float = typer.Option(DFN_DEFAULTS["lr"], min=0, help="peak learning rate"),
+    warmup: int = typer.Option(DFN_DEFAULTS["warmup"], min=0, help="warmup steps before the cosine decay"),
     seed: int = typer.Option(0, min=0, help="seed of the shard draws and sample order"),
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
     decode_threads: int = typer.Option(2, min=1, help="threads decoding images ahead of the model"),
@@ -330,8 +361,8 @@ def train_dfn(
     from curate.train.config import TrainConfig
 
     try:
-        config = TrainConfig(data=data, model=model, samples_seen=samples_seen, batch_size=batch_size, lr=lr,
-                             warmup=warmup, seed=seed, checkpoint_every=50)
+        config = TrainConfig(**{**DFN_DEFAULTS, "data": data, "model": model, "samples_seen": samples_seen,
+                                "batch_size": batch_size, "lr": lr, "warmup": warmup, "seed": seed})
     except ValueError as error:
         _fail(CurateError(str(error)))
     _train_here(config, out, device, decode_threads, None)

@@ -66,6 +66,9 @@ def finished_run(tmp_path) -> Path:
     (["bench", "train"], ["--model", "--batch-size", "--steps", "--skip", "--image-size", "--device", "--workers",
                           "--work-dir"]),
     (["metadata", "build"], ["--out", "--wordnet", "--unigrams", "--min-frequency", "--extra"]),
+    (["eval"], ["CHECKPOINT", "--suite", "--data", "--tasks", "--model", "--out", "--device", "--decode-threads"]),
+    (["benchmark"], ["BENCH", "--out", "--quiet"]),
+    (["pools", "build"], ["--noise", "--start"]),
 ])
 def test_help_mentions_key_options(command, expected):
     result = _invoke(*command, "--help")
@@ -79,7 +82,7 @@ def test_help_mentions_key_options(command, expected):
 def test_top_level_help_lists_every_command():
     result = _invoke("--help")
     assert result.exit_code == 0
-    for command in ("run", "status", "scan", "select", "pools", "metadata", "bench"):
+    for command in ("run", "status", "scan", "select", "pools", "metadata", "bench", "train", "eval", "benchmark"):
         assert re.search(rf"\b{command}\b", _text(result)), command
 
 

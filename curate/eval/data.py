@@ -3,44 +3,73 @@ or a dataset in clip_benchmark's WebDataset layout, the one DataComp's evaluatio
 
     DIR/classnames.txt                          one class name per line (classification)
     DIR/zeroshot_classification_templates.txt   one prompt per line, the class name as {c}
+    DIR/<split>/nshards.txt                     N: the shards are 0.tar ... N-1.tar (clip_benchmark)
     DIR/<split>/*.tar  (clip_benchmark)  or  DIR/*.tar  (curate)
 
 A sample holds its image (webp, png, jpg, ...), its label as `cls` (or `label` in its `.json`,
-curate's layout) and its captions as `txt`, one per line (retrieval)."""
+curate's layout), its captions as `txt`, one per line (retrieval), a metadata vector as `npy`
+(DataComp's WILDS and fairness sets) and, for WinoGAViL, its candidate images as `<i>.<ext>`
+(member `KEY.3.png` is candidate 3)."""
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from curate.errors import ConfigError
+import numpy as np
+
+from curate.errors import ConfigError, InputError
 from curate.pools.writer import CLASSNAMES_FILE, TEMPLATES_FILE
 from curate.stages.ingest.webdataset import grouped_members
 
 IMAGE_EXTENSIONS = ("webp", "png", "jpg", "jpeg", "ppm", "bmp", "tif", "tiff")
+NSHARDS_FILE = "nshards.txt"
 
 
 @dataclass
 class EvalSample:
-    """One evaluation item: image bytes (None when missing), captions, label and any metadata."""
+    """One evaluation item: image bytes (None when missing), captions, label, any metadata (its
+    `.json`, and its `npy` vector under "npy") and candidate images by index (WinoGAViL)."""
 
     key: str
     image: bytes | None
     texts: list[str]
     label: int | None
     extra: dict = field(default_factory=dict)
+    candidates: dict[int, bytes] = field(default_factory=dict)
 
 
 def shards(folder: Path, split: str = "test") -> list[Path]:
-    """The tar shards of a set: FOLDER/<split>/*.tar, else FOLDER/*.tar, in name order."""
+    """The tar shards of a set: those FOLDER/<split>/nshards.txt lists, else FOLDER/<split>/*.tar,
+    else FOLDER/*.tar, in name order."""
     folder = Path(folder)
+    if (folder / split / NSHARDS_FILE).is_file():
+        return listed_shards(folder / split / NSHARDS_FILE)
     for candidate in (folder / split, folder):
         found = sorted(candidate.glob("*.tar"), key=lambda p: (len(p.stem), p.stem))
         if found:
             return found
     raise ConfigError(f"{folder} holds no evaluation shards (looked for {folder / split}/*.tar and {folder}/*.tar)")
+
+
+def listed_shards(listed: Path) -> list[Path]:
+    """0.tar ... N-1.tar beside `listed`, an nshards.txt holding N; every one must exist."""
+    text = listed.read_text(encoding="utf-8").strip()
+    if not text.isdigit() or int(text) < 1:
+        raise InputError(f"{listed} should hold the number of shards (a positive integer), not {text!r}")
+    found = [listed.parent / f"{i}.tar" for i in range(int(text))]
+    missing = [p for p in found if not p.is_file()]
+    if missing:
+        # InputError, not ConfigError: the set is there but incomplete, and the error must name
+        # the shard rather than be reported as a missing set
+        raise InputError(f"{listed} lists {len(found)} shards but {missing[0]} is missing"
+                         f"{f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''}; "
+                         f"download the set again")
+    return found
 
 
 def read_lines(path: Path) -> list[str]:
@@ -65,8 +94,12 @@ def samples(shard: Path, warnings: list[str]) -> Iterator[EvalSample]:
     for key, members, _ in grouped_members(str(shard), warnings):
         image = next((members[ext] for ext in IMAGE_EXTENSIONS if ext in members), None)
         extra = _json(members.get("json"))
+        label = _label(members, extra)
+        metadata = _npy(members.get("npy"))
+        if metadata is not None:
+            extra["npy"] = metadata
         texts = [line.strip() for line in _text(members.get("txt")).splitlines() if line.strip()]
-        yield EvalSample(key, image, texts, _label(members, extra), extra)
+        yield EvalSample(key, image, texts, label, extra, _candidates(members))
 
 
 def _text(data: bytes | None) -> str:
@@ -79,6 +112,27 @@ def _json(data: bytes | None) -> dict:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
+
+
+def _npy(data: bytes | None) -> np.ndarray | None:
+    """A .npy member's array; None when there is none or it does not load (pickles refused)."""
+    if not data:
+        return None
+    try:
+        value = np.load(io.BytesIO(data), allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile):
+        return None
+    return value if isinstance(value, np.ndarray) else None
+
+
+def _candidates(members: dict) -> dict[int, bytes]:
+    """Images stored as `<i>.<ext>` members, by index i."""
+    found = {}
+    for ext, data in members.items():
+        index, _, image_ext = ext.partition(".")
+        if index.isdigit() and image_ext in IMAGE_EXTENSIONS:
+            found[int(index)] = data
+    return found
 
 
 def _label(members: dict, extra: dict) -> int | None:

@@ -95,3 +95,38 @@ def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
     for start, end in zip(starts, ends):
         ranks[order[start:end]] = (start + end + 1) / 2
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def jaccard(predicted: np.ndarray, actual: np.ndarray) -> float:
+    """The Jaccard index of two boolean masks over the same items: |both| / |either|
+    (0 when both are empty, as scikit-learn's `jaccard_score` scores it)."""
+    predicted, actual = np.asarray(predicted, dtype=bool), np.asarray(actual, dtype=bool)
+    either = np.sum(predicted | actual)
+    return float(np.sum(predicted & actual) / either) if either else 0.0
+
+
+def top_n_mask(scores: np.ndarray, n: int) -> np.ndarray:
+    """A boolean mask of the n highest scores (ties: the lower index)."""
+    mask = np.zeros(len(scores), dtype=bool)
+    mask[np.argsort(-np.asarray(scores, dtype=float), kind="stable")[:n]] = True
+    return mask
+
+
+def association_jaccard(similarities: np.ndarray, associated: np.ndarray) -> float:
+    """WinoGAViL's score of one instance: choose as many candidates as the cue has associations,
+    those most similar to the cue, and take the Jaccard index of chosen and associated."""
+    associated = np.asarray(associated, dtype=bool)
+    return jaccard(top_n_mask(similarities, int(associated.sum())), associated)
+
+
+def winogavil_scores(jaccards: np.ndarray, candidates: np.ndarray) -> dict[str, float]:
+    """Mean Jaccard index over all instances, over those with at most 6 candidates (5-6) and
+    over those with at least 10 (10-12, DataComp's main metric); NaN for a group without any."""
+    jaccards, candidates = np.asarray(jaccards, dtype=float), np.asarray(candidates)
+    return {"avg_jaccard_score": _mean(jaccards),
+            "jaccard_score_5-6": _mean(jaccards[candidates <= 6]),
+            "jaccard_score_10-12": _mean(jaccards[candidates >= 10])}
+
+
+def _mean(values: np.ndarray) -> float:
+    return float(values.mean()) if len(values) else float("nan")

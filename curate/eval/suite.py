@@ -47,15 +47,20 @@ def choose(tasks: tuple[Task, ...], keys: list[str] | None) -> tuple[Task, ...]:
 
 
 def prepare_offline(root: Path, tasks: tuple[Task, ...]) -> None:
-    """Build the offline evaluation sets that `root` lacks (they come from local packages)."""
-    from curate.pools import build, ensure
-    from curate.pools.writer import CLASSNAMES_FILE
+    """Build the offline evaluation sets that `root` lacks (they come from local packages); a set
+    built before sets kept their class names beside them is built again with its own options."""
+    from curate.pools import build
+    from curate.pools.writer import CLASSNAMES_FILE, MANIFEST
 
     for task in tasks:
         folder = root / task.key
-        _, built = ensure(task.key, folder)
-        if not built and task.kind == "classification" and not (folder / CLASSNAMES_FILE).exists():
-            build(task.key, folder)  # built before sets kept their class names beside them
+        try:
+            manifest = json.loads((folder / MANIFEST).read_text())
+        except (OSError, ValueError):
+            build(task.key, folder)
+            continue
+        if task.kind == "classification" and not (folder / CLASSNAMES_FILE).exists():
+            build(task.key, folder, **manifest.get("options", {}))
 
 
 def check_present(root: Path, tasks: tuple[Task, ...]) -> None:
@@ -102,6 +107,8 @@ def markdown(results: dict) -> str:
         for metric, value in task["metrics"].items():
             shown = f"**{metric}**" if metric == task["main_metric"] else metric
             lines.append(f"| {task['name']} | {shown} | {value:.4f} |")
+    for group, value in results.get("groups", {}).items():
+        lines.append(f"| *{group}* | mean of the group's main metrics | {value:.4f} |")
     lines.append(f"| **average** | main metrics of {results['n_tasks']} tasks, unweighted | "
                  f"**{results['average']:.4f}** |")
     return "\n".join(lines) + "\n"

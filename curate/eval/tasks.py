@@ -1,5 +1,5 @@
-"""Evaluation tasks: zero-shot classification and image-text retrieval on one set each, streamed
-shard by shard (only embeddings are kept), with their metrics."""
+"""Evaluation tasks: zero-shot classification, image-text retrieval and WinoGAViL's cue-image
+association on one set each, streamed shard by shard (only embeddings are kept), with their metrics."""
 
 from __future__ import annotations
 
@@ -30,22 +30,26 @@ class Classified:
 @dataclass(frozen=True)
 class Task:
     """One task of a suite: its folder under the suite's data root, the name shown, its kind
-    ("classification" or "retrieval"), the metric it is ranked by, and for tasks with their own
-    metrics (DataComp's WILDS and fairness sets) the function computing them from a Classified."""
+    ("classification", "retrieval" or "winogavil"), the metric it is ranked by, for tasks with
+    their own metrics (DataComp's WILDS and fairness sets) the function computing them from a
+    Classified, and the key its suite's authors give it where that differs from the folder."""
 
     key: str
     name: str
     kind: str
     main_metric: str
     extra_metrics: Callable[[Classified], dict[str, float]] | None = field(default=None, compare=False)
+    source_key: str = ""
 
 
 def classification_metrics(result: Classified) -> dict[str, float]:
-    """acc1, acc5 and mean per-class recall."""
+    """acc1, acc5 (only with at least 5 classes, as clip_benchmark) and mean per-class recall."""
     predictions = result.logits.argmax(axis=1)
-    return {"acc1": metrics.accuracy(result.logits, result.labels, 1),
-            "acc5": metrics.accuracy(result.logits, result.labels, 5),
-            "mean_per_class_recall": metrics.mean_per_class_recall(predictions, result.labels)}
+    found = {"acc1": metrics.accuracy(result.logits, result.labels, 1)}
+    if result.logits.shape[1] >= 5:
+        found["acc5"] = metrics.accuracy(result.logits, result.labels, 5)
+    found["mean_per_class_recall"] = metrics.mean_per_class_recall(predictions, result.labels)
+    return found
 
 
 def classify(clip: Any, folder: Path, feeder: BatchFeeder, on_shard: Callable[[int], None]) -> Classified:
@@ -97,11 +101,69 @@ def retrieve(clip: Any, folder: Path, feeder: BatchFeeder, on_shard: Callable[[i
     return recalls, counts
 
 
+def cue_prompt(cue: str) -> str:
+    """The text WinoGAViL's cue is embedded as: "A cue" or "An cue" (lower-cased cue)."""
+    cue = cue.lower()
+    return f"{'An' if cue[:1] in ('a', 'e', 'i', 'o', 'u') else 'A'} {cue}"
+
+
+def association(sample: EvalSample) -> tuple[str, np.ndarray, list[bytes]] | None:
+    """(cue, which candidates are associated, candidate images) of a WinoGAViL sample, or None
+    when it is no valid instance: a cue, an image per candidate name, associations among them."""
+    cue, names, chosen = (sample.extra.get(k) for k in ("cue", "candidates", "associations"))
+    if not (isinstance(cue, str) and cue and _strings(names) and _strings(chosen)):
+        return None
+    associated = np.array([name in chosen for name in names], dtype=bool)
+    complete = sorted(sample.candidates) == list(range(len(names)))
+    valid = complete and associated.any() and set(chosen) <= set(names)
+    return (cue, associated, [sample.candidates[i] for i in range(len(names))]) if valid else None
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def associate(clip: Any, folder: Path, feeder: BatchFeeder, on_shard: Callable[[int], None]) -> tuple[dict, dict]:
+    """(WinoGAViL's Jaccard scores, counts): per instance, the candidate images most similar to
+    the cue's prompt, as many as it has associations, against those associations."""
+    jaccards, sizes = [], []
+    counts = {"samples": 0, "invalid": 0, "undecodable": 0}
+    for shard, items in _shards(folder):
+        instances = [found for s in items if (found := association(s)) is not None]
+        counts["invalid"] += len(items) - len(instances)
+        embeddings, decoded = embed_images(clip, [i for _, _, images in instances for i in images], feeder)
+        kept = _decoded_instances(instances, embeddings, decoded)
+        counts["undecodable"] += len(instances) - len(kept)
+        cues = embed_texts(clip, [cue_prompt(cue) for cue, _, _ in kept]) if kept else []
+        for (_, associated, images), text in zip(kept, cues):
+            jaccards.append(metrics.association_jaccard(images @ text, associated))
+            sizes.append(len(associated))
+        counts["samples"] += len(kept)
+        on_shard(len(items))
+    if not jaccards:
+        raise ConfigError(f"{folder}: no WinoGAViL instance is complete and decodes; nothing to evaluate")
+    return metrics.winogavil_scores(np.array(jaccards), np.array(sizes)), counts
+
+
+def _decoded_instances(instances: list, embeddings: np.ndarray, decoded: np.ndarray) -> list:
+    """(cue, associated, candidate embeddings) of the instances all of whose images decoded;
+    `embeddings` holds the decoded images of all instances in order."""
+    kept, start, taken = [], 0, 0
+    for cue, associated, images in instances:
+        ok = decoded[start:start + len(images)]
+        if ok.all():
+            kept.append((cue, associated, embeddings[taken:taken + len(ok)]))
+        start, taken = start + len(ok), taken + int(ok.sum())
+    return kept
+
+
 def run_task(task: Task, clip: Any, folder: Path, feeder: BatchFeeder,
              on_shard: Callable[[int], None]) -> tuple[dict[str, float], dict[str, int]]:
     """(metrics, counts) of one task on its set."""
     if task.kind == "retrieval":
         return retrieve(clip, folder, feeder, on_shard)
+    if task.kind == "winogavil":
+        return associate(clip, folder, feeder, on_shard)
     result = classify(clip, folder, feeder, on_shard)
     found = classification_metrics(result)
     if task.extra_metrics is not None:

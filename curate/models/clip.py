@@ -176,9 +176,9 @@ def _without_random_init_warning(local: bool):
         logging.getLogger().removeFilter(keep)
 
 
-def load_clip(model_name: str, weights: str | None, device: str = "auto") -> LoadedClip:
-    """Build `model_name` and load its weights: None (seeded random init, for smoke tests),
-    an absolute local path, or an open_clip pretrained tag."""
+def load_clip(model_name: str, weights: str | None, device: str = "auto", seed: int = 0) -> LoadedClip:
+    """Build `model_name` and load its weights: None (a random init seeded by `seed`), an
+    absolute local path, or an open_clip pretrained tag."""
     import open_clip
     import torch
 
@@ -190,7 +190,7 @@ def load_clip(model_name: str, weights: str | None, device: str = "auto") -> Loa
     if weights is not None and not local and weights not in open_clip.list_pretrained_tags_by_model(model_name):
         raise ConfigError(f"{weights!r} is neither an absolute path nor a pretrained tag of {model_name} "
                           f"({', '.join(open_clip.list_pretrained_tags_by_model(model_name)) or 'none'})")
-    torch.manual_seed(0)  # a model without weights is the same everywhere
+    torch.manual_seed(seed)  # a model without weights is the same everywhere
     with _without_random_init_warning(local):
         model, _, preprocess = open_clip.create_model_and_transforms(
             model_name, pretrained=None if local else weights, device="cpu", weights_only=True)

@@ -88,14 +88,15 @@ def train_captions(labels: np.ndarray, noise: float, seed: int) -> list[tuple[st
     return captions
 
 
-def pool_samples(*, limit: int | None = None, workers: int = 1, noise: float = 0.0, seed: int = 0,
+def pool_samples(*, limit: int | None = None, workers: int = 1, noise: float = 0.0, seed: int = 0, start: int = 0,
                  counts: dict | None = None) -> Iterator[PoolSample]:
-    """The training images with template captions, `noise` of them corrupted, by index."""
+    """The training images from index `start` with template captions, `noise` of them corrupted, by index."""
     images, labels = _split("train")
     captions = train_captions(labels, noise, seed)
+    end = len(captions) if limit is None else start + limit
     items = [(f"train_{i:05d}", images[i], text, {"label": int(labels[i]), "label_name": CLASSNAMES[labels[i]],
                                                    "index": i, "is_noisy": kind is not None, "noise_kind": kind})
-             for i, (text, kind) in enumerate(captions[:limit])]
+             for i, (text, kind) in enumerate(captions[:end]) if i >= start]
     return ordered_map(_encode, items, workers, chunksize=500)
 
 
@@ -114,14 +115,17 @@ def eval_samples(*, limit: int | None = None, workers: int = 1) -> Iterator[Pool
 
 
 def build_fashion_mnist(out: Path, *, limit: int | None = None, workers: int = 1, noise: float = 0.0,
-                        seed: int = 0, samples_per_shard: int = 1000) -> dict:
-    """The pool of the 60,000 training images; `noise` in [0, 1] corrupts that fraction of captions."""
+                        seed: int = 0, start: int = 0, samples_per_shard: int = 1000) -> dict:
+    """The pool of the 60,000 training images (or `limit` of them from index `start`: disjoint
+    slices make a pool and a trusted set); `noise` in [0, 1] corrupts that fraction of captions."""
     if not 0.0 <= noise <= 1.0:
         raise ValueError(f"noise must be in [0, 1], got {noise!r}")
-    samples = pool_samples(limit=limit, workers=workers, noise=noise, seed=seed)
+    if not isinstance(start, int) or not 0 <= start < 60000:
+        raise ValueError(f"start must be an index in 0..59999, got {start!r}")
+    samples = pool_samples(limit=limit, workers=workers, noise=noise, seed=seed, start=start)
     return write_guarded_pool(samples, out, name="fashion-mnist", columns=POOL_COLUMNS,
                               samples_per_shard=samples_per_shard,
-                              manifest={"noise": noise, "seed": seed, "templates": list(TEMPLATES),
+                              manifest={"noise": noise, "seed": seed, "start": start, "templates": list(TEMPLATES),
                                         "source": {"package": PACKAGE, "path": str(FASHION_MNIST)}})
 
 

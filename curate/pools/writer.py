@@ -207,8 +207,8 @@ def write_pool(samples: Iterable[PoolSample], out: Path, *, name: str, columns: 
         write_atomic(out / f"{shard}.tar", _tar(batch))
         write_atomic(out / f"{shard}.parquet", parquet_bytes(_table(batch, columns)))
         shards.append(shard)
-    for name, text in (files or {}).items():
-        write_atomic(out / name, text.encode())
+    for file_name, text in (files or {}).items():
+        write_atomic(out / file_name, text.encode())
     outputs = sorted([f"{s}.{ext}" for s in shards for ext in ("tar", "parquet")] + list(files or {}))
     remove_stale(out, set(outputs))
     extra = dict(manifest or {})

@@ -24,7 +24,7 @@ class TrainConfig(BaseModel):
     weight_decay: float = Field(0.2, ge=0)
     warmup: int = Field(100, ge=0, description="steps of linear warmup before the cosine decay")
     loss: Literal["clip", "siglip"] = "clip"
-    seed: int = Field(0, ge=0, description="seed of the shard draws and sample order")
+    seed: int = Field(0, ge=0, description="seed of the initial weights, the shard draws and the sample order")
     checkpoint_every: int = Field(100, ge=1, description="steps between checkpoints")
 
     @property
@@ -44,3 +44,8 @@ class TrainConfig(BaseModel):
             return self.lr * (step + 1) / self.warmup
         span = max(1, self.steps - self.warmup)
         return 0.5 * self.lr * (1 + math.cos(math.pi * (step - self.warmup) / span))
+
+
+# A data-filtering network's defaults, for a small trusted set (a few thousand samples) on CPU
+DFN_DEFAULTS = {"model": "curate-tiny-vit", "samples_seen": 57_600, "batch_size": 128, "lr": 1e-3, "warmup": 50,
+                "checkpoint_every": 50}

@@ -29,7 +29,7 @@ def train(config: TrainConfig, out: Path, device: str = "auto", decode_threads: 
     dist = distributed.setup(device)
     out.mkdir(parents=True, exist_ok=True)
     checkpoint.check_config(out, config, write=dist.main)
-    clip = load_clip(config.model, config.init, device)
+    clip = load_clip(config.model, config.init, device, seed=config.seed)
     model = clip.model.train()
     loss_fn = _loss(config, model, clip.device, dist)
     optimizer = _optimizer(model, config)

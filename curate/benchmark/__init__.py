@@ -1,0 +1,1 @@
+"""Benchmarks of curation strategies: one pool, several strategies, equal training, one suite."""
