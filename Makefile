@@ -12,7 +12,7 @@ OS_PACKAGES  := tuxpaint-stamps-default openclipart-png openclipart-svg iso-flag
                 iso-codes dataset-fashion-mnist libcairo2 wordnet-base libgl1 libglib2.0-0
 NPM_PACKAGES := emoji-datasource-google@16.0.0 openmoji@17.0.0
 
-.PHONY: setup os-packages vendor demo eval-sets test bench clean
+.PHONY: setup os-packages vendor demo eval-sets benchmark test bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,9 @@ eval-sets: setup
 	for s in fashion-mnist-test mnist-5k flags-eval tuxpaint-retrieval; do \
 		$(BIN)/curate pools build $$s --out data/eval/$$s || exit 1; done
 
+benchmark: setup  # curation strategies compared at equal compute (under an hour on 2 cores)
+	$(BIN)/curate benchmark pipelines/benchmark-embedded.yaml
+
 test: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; \
@@ -59,4 +62,4 @@ bench: setup
 	$(BIN)/curate bench download --n 20000
 
 clean:  # keeps data/vendor: fetching it again needs the npm registry
-	rm -rf $(VENV) runs data/pools data/eval data/bench data/metaclip data/dfn *.egg-info
+	rm -rf $(VENV) runs data/pools data/eval data/bench data/metaclip data/dfn data/dfn-fashion *.egg-info

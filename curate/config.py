@@ -79,17 +79,23 @@ class PipelineConfig(BaseModel):
         return stages
 
 
-def load_pipeline(path: str | Path, run_dir: str | Path | None = None) -> PipelineConfig:
-    """Read and validate a pipeline file; `run_dir` overrides the file's run_dir."""
+def read_yaml_mapping(path: str | Path, what: str, fields: str) -> dict:
+    """A YAML file that must hold a mapping (`what` names the file in errors, `fields` its keys)."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text())
     except FileNotFoundError:
-        raise ConfigError(f"pipeline file {path} does not exist") from None
+        raise ConfigError(f"{what} {path} does not exist") from None
     except yaml.YAMLError as error:
-        raise ConfigError(f"pipeline file {path} is not valid YAML: {error}") from None
+        raise ConfigError(f"{what} {path} is not valid YAML: {error}") from None
     if not isinstance(raw, dict):
-        raise ConfigError(f"pipeline file {path} must be a mapping with name, run_dir and stages")
+        raise ConfigError(f"{what} {path} must be a mapping with {fields}")
+    return raw
+
+
+def load_pipeline(path: str | Path, run_dir: str | Path | None = None) -> PipelineConfig:
+    """Read and validate a pipeline file; `run_dir` overrides the file's run_dir."""
+    raw = read_yaml_mapping(path, "pipeline file", "name, run_dir and stages")
     if run_dir is not None:
         raw["run_dir"] = str(run_dir)
     try:

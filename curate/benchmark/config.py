@@ -7,10 +7,9 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from curate.config import ExecutorConfig, ServeConfig, StageEntry
+from curate.config import ExecutorConfig, ServeConfig, StageEntry, read_yaml_mapping
 from curate.errors import ConfigError
 from curate.train.config import DFN_DEFAULTS
 
@@ -139,15 +138,7 @@ class BenchmarkConfig(_Strict):
 
 def load_benchmark(path: str | Path, out: str | Path | None = None) -> BenchmarkConfig:
     """Read and validate a benchmark file; `out` overrides the file's output folder."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"benchmark file {path} does not exist") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"benchmark file {path} is not valid YAML: {error}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"benchmark file {path} must be a mapping (name, out, pool, strategies, train, seeds, ...)")
+    raw = read_yaml_mapping(path, "benchmark file", "name, out, pool, strategies, train, seeds, ...")
     if out is not None:
         raw["out"] = str(out)
     try:

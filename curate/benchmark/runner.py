@@ -95,6 +95,8 @@ def run_benchmark(config: BenchmarkConfig, progress: NullProgress | None = None,
         subset, results = subsets[strategy.name], []
         for seed in config.seeds if subset["curated"] else []:
             out = model_dir(config, strategy, subset, seed)
+            log(f"{strategy.name}, seed {seed}: training {config.train.model} on {config.train.samples_seen:,} samples "
+                f"in {out}")
             results.append({**train_and_evaluate(config, out, subset["shards"], seed, tasks, root), "seed": seed})
             log(f"{strategy.name}, seed {seed}: average {results[-1]['average']:.4f}")
         rows.append(leaderboard.strategy_row(strategy.name, subset, results))

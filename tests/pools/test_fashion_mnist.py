@@ -56,6 +56,16 @@ def test_noise_is_a_seeded_fraction_and_recorded(fashion: None) -> None:
     assert [s.truth["is_noisy"] for s in samples] == [k is not None for _, k in noisy[:50]]
 
 
+def test_a_start_index_gives_a_disjoint_slice_with_the_same_captions(tmp_path: Path, fashion: None) -> None:
+    whole = {s.key: s.caption for s in pool_samples(limit=60, noise=0.5, seed=1)}
+    meta = build("fashion-mnist", tmp_path, start=50, limit=10, noise=0.5, seed=1)
+    table = rows(tmp_path)
+    assert [r["key"] for r in table] == [f"train_{i:05d}" for i in range(50, 60)] and meta["start"] == 50
+    assert all(r["caption"] == whole[r["key"]] for r in table)  # a slice of the same draws
+    with pytest.raises(Exception, match="start must be an index"):
+        build("fashion-mnist", tmp_path / "bad", start=60000)
+
+
 def test_test_set_is_a_classification_set(tmp_path: Path, fashion: None) -> None:
     meta = build("fashion-mnist-test", tmp_path, limit=12)
     assert (meta["kind"], meta["task"], meta["classnames"], meta["n"]) == (
