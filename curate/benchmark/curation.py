@@ -21,6 +21,11 @@ def shared_stages(config: BenchmarkConfig) -> list[StageEntry]:
     return [config.pool, *config.scores]
 
 
+def strategy_stages(config: BenchmarkConfig, strategy: Strategy) -> list[StageEntry]:
+    """A strategy's whole pipeline: the shared stages, its own, the export."""
+    return [*shared_stages(config), *strategy.stages, StageEntry(stage="export", params=config.export)]
+
+
 def strategy_dir(config: BenchmarkConfig, strategy: Strategy) -> Path:
     """Where a strategy's curation run, trained models and evaluations go."""
     return config.out / "strategies" / strategy.slug
@@ -40,10 +45,9 @@ def curate_strategy(config: BenchmarkConfig, strategy: Strategy, progress: NullP
     """Run one strategy on the scored pool and export its subset; the run's summary, with its
     folder under `run_dir` and the folder of its shards under `shards`."""
     run_dir = strategy_dir(config, strategy) / "curation"
-    shared = shared_stages(config)
-    _link_committed(config.out / POOL_RUN, run_dir, [entry.id or entry.stage for entry in shared])
-    stages = [*shared, *strategy.stages, StageEntry(stage="export", params=config.export)]
-    summary = run_pipeline(_pipeline(config, f"{config.name}-{strategy.slug}", run_dir, stages), progress=progress)
+    _link_committed(config.out / POOL_RUN, run_dir, [entry.id or entry.stage for entry in shared_stages(config)])
+    pipeline = _pipeline(config, f"{config.name}-{strategy.slug}", run_dir, strategy_stages(config, strategy))
+    summary = run_pipeline(pipeline, progress=progress)
     return {**summary, "run_dir": str(run_dir), "shards": str(run_dir / "export" / "shards")}
 
 

@@ -32,27 +32,34 @@ def strategy_row(name: str, subset: dict, results: list[dict]) -> dict:
             "average": spread([r["average"] for r in results])}
 
 
+def sigmas_apart(better: dict, base: dict) -> tuple[float, float, float]:
+    """(gap of the means, sigma, gap in sigmas); sigma is the larger of the two spreads over
+    seeds, NaN with one seed (no spread, no claim)."""
+    gap = better["mean"] - base["mean"]
+    sigma = max(better["std"], base["std"])
+    if math.isnan(sigma):
+        return gap, sigma, float("nan")
+    return gap, sigma, gap / sigma if sigma > 0 else (math.inf if gap > 0 else -math.inf if gap < 0 else 0.0)
+
+
 def verdict(rows: list[dict], baseline: str) -> dict:
-    """How the best strategy other than the baseline compares with it: the gap of the averages
-    in units of the larger of the two spreads over seeds."""
+    """How the best strategy other than the baseline compares with it on the average, and on
+    each task, in units of the larger of the two spreads over seeds."""
     base = next(r for r in rows if r["strategy"] == baseline)
     others = [r for r in rows if r["strategy"] != baseline and not math.isnan(r["average"]["mean"])]
     if not others:
-        return {"baseline": baseline, "best": None, "text": "no curated strategy has results"}
+        return {"baseline": baseline, "best": None, "text": "no curated strategy has results", "per_task": {}}
     best = max(others, key=lambda r: r["average"]["mean"])
-    gap = best["average"]["mean"] - base["average"]["mean"]
-    sigma = max(best["average"]["std"], base["average"]["std"])
-    if math.isnan(sigma):  # one seed: no spread to compare with
-        sigmas = float("nan")
-    else:
-        sigmas = gap / sigma if sigma > 0 else (math.inf if gap > 0 else -math.inf if gap < 0 else 0.0)
+    gap, sigma, sigmas = sigmas_apart(best["average"], base["average"])
     beats = not math.isnan(sigmas) and sigmas > MARGIN_SIGMAS
     text = (f"{best['strategy']!r} {'beats' if beats else 'does NOT beat'} {baseline!r} by more than "
             f"{MARGIN_SIGMAS:g} standard deviations: average {best['average']['mean']:.4f} vs "
             f"{base['average']['mean']:.4f}, gap {gap:+.4f} = {sigmas:.1f} sigma (sigma = {sigma:.4f}, the larger "
             f"spread over {len(best['seeds'])} seeds)")
+    per_task = {key: sigmas_apart(best["tasks"][key], base["tasks"][key])[2]
+                for key in best["tasks"] if key in base["tasks"]}
     return {"baseline": baseline, "best": best["strategy"], "gap": gap, "sigma": sigma, "sigmas": sigmas,
-            "beats_by_3_sigma": beats, "text": text}
+            "beats_by_3_sigma": beats, "text": text, "per_task": per_task}
 
 
 def _cell(value: dict) -> str:
@@ -72,6 +79,10 @@ def markdown(board: dict) -> str:
                  *(_cell(row["tasks"][key]) if key in row["tasks"] else "n/a" for key in names), _cell(row["average"])]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", f"**{board['verdict']['text']}.**", ""]
+    per_task = board["verdict"].get("per_task", {})
+    if per_task:
+        lines += ["Per task, the same comparison in standard deviations: " + ", ".join(
+            f"{names.get(key, key)} {value:+.1f}" for key, value in per_task.items()) + ".", ""]
     if board.get("ground_truth"):
         from curate.benchmark.truth import markdown as truth_markdown
 
