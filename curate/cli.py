@@ -218,16 +218,13 @@ def metadata_build(
 ) -> None:
     """Write a MetaCLIP metadata.json: WordNet lemmas, then wordfreq unigrams, then each --extra
     list, without repeats, in that order (entry id = position)."""
-    import json
-
-    from curate.metaclip.metadata import build_metadata
-    from curate.run import write_atomic
+    from curate.metaclip.metadata import build_metadata, write_metadata
 
     try:
         entries = build_metadata(wordnet=wordnet, min_frequency=min_frequency if unigrams else None, extra=extra)
     except CurateError as error:
         _fail(error)
-    write_atomic(out, json.dumps(entries, ensure_ascii=False).encode())
+    write_metadata(out, entries)
     console.print(f"wrote {len(entries):,} entries to {out}")
 
 
@@ -290,25 +287,14 @@ def eval_(
     """Evaluate a checkpoint on a task suite: zero-shot classification (prompt ensembles from the
     files beside each set) and image-text retrieval; per-task metrics, each task's main metric
     as DataComp names it, and their unweighted average."""
-    from curate.eval.suite import (DEFAULT_OFFLINE_ROOT, check_present, choose, evaluate, load_checkpoint,
-                                   markdown, prepare_offline, suite_tasks, write_results)
+    from curate.eval.suite import evaluate_suite, load_checkpoint, markdown, ready_tasks, write_results
     from curate.progress import Progress
 
     try:
-        chosen = choose(suite_tasks(suite), tasks.split(",") if tasks else None)
-        if suite == "datacomp" and data is None:
-            raise CurateError("--suite datacomp needs --data: the folder holding DataComp's evaluation sets")
-        root = data or DEFAULT_OFFLINE_ROOT
-        if suite == "offline":
-            prepare_offline(root, chosen)
-        check_present(root, chosen)
+        chosen, root = ready_tasks(suite, tasks.split(",") if tasks else None, data)
         clip = load_checkpoint(checkpoint, model, device)
-        results = {"checkpoint": checkpoint, "suite": suite, "data": str(root),
-                   **evaluate(clip, chosen, root, Progress(), decode_threads)}
-        if suite == "datacomp":
-            from curate.eval.datacomp import group_averages
-
-            results["groups"] = group_averages(results["tasks"])
+        results = {"checkpoint": checkpoint,
+                   **evaluate_suite(clip, suite, chosen, root, Progress(), decode_threads)}
         folder = Path(checkpoint) if Path(checkpoint).is_dir() else Path(".")
         written = write_results(results, out or folder / "eval" / suite)
     except CurateError as error:

@@ -12,11 +12,11 @@ from pathlib import Path
 from curate.benchmark import leaderboard
 from curate.benchmark.config import BenchmarkConfig, Strategy
 from curate.benchmark.curation import POOL_RUN, curate_strategy, score_pool, strategy_dir
-from curate.eval.suite import check_present, choose, evaluate, load_checkpoint, prepare_offline, suite_tasks, write_results
+from curate.eval.suite import evaluate_suite, load_checkpoint, ready_tasks, write_results
 from curate.eval.tasks import Task
 from curate.progress import NullProgress
-from curate.run import file_sha256, stable_hash, write_atomic
-from curate.train.config import TrainConfig
+from curate.run import file_sha256, stable_hash
+from curate.train.config import DFN_DEFAULTS, TrainConfig
 
 Log = Callable[[str], None]
 
@@ -31,24 +31,15 @@ def prepare(config: BenchmarkConfig, log: Log) -> None:
         log(f"pool {build.name} in {build.out}: {'built' if built else 'already built'}")
     metadata = config.prepare.metadata
     if metadata is not None and not metadata.exists():
-        from curate.metaclip.metadata import build_metadata
+        from curate.metaclip.metadata import build_metadata, write_metadata
 
-        write_atomic(metadata, json.dumps(build_metadata(), ensure_ascii=False).encode())
+        write_metadata(metadata, build_metadata())
         log(f"MetaCLIP metadata in {metadata}: built")
     for dfn in config.prepare.dfn:
         settings = dfn.model_dump(exclude={"out"})
-        train(TrainConfig(**settings, checkpoint_every=50), dfn.out, config.train.device, config.train.decode_threads)
+        dfn_config = TrainConfig(**settings, checkpoint_every=DFN_DEFAULTS["checkpoint_every"])
+        train(dfn_config, dfn.out, config.train.device, config.train.decode_threads)
         log(f"data-filtering network in {dfn.out}: ready")
-
-
-def eval_tasks(config: BenchmarkConfig) -> tuple[tuple[Task, ...], Path]:
-    """The suite's tasks and their data root, checked (offline sets built when missing)."""
-    tasks = choose(suite_tasks(config.eval.suite), config.eval.tasks)
-    root = config.eval.data or Path("data/eval")
-    if config.eval.suite == "offline":
-        prepare_offline(root, tasks)
-    check_present(root, tasks)
-    return tasks, root
 
 
 def model_dir(config: BenchmarkConfig, strategy: Strategy, subset: dict, seed: int) -> Path:
@@ -73,8 +64,8 @@ def train_and_evaluate(config: BenchmarkConfig, out: Path, shards: str, seed: in
         if [t["task"] for t in results["tasks"]] == keys:
             return results
     clip = load_checkpoint(str(out), None, config.train.device)
-    results = {"checkpoint": str(out), "suite": config.eval.suite, "seed": seed,
-               **evaluate(clip, tasks, root, threads=config.train.decode_threads)}
+    results = {"checkpoint": str(out), "seed": seed,
+               **evaluate_suite(clip, config.eval.suite, tasks, root, threads=config.train.decode_threads)}
     write_results(results, results_file.parent)
     return results
 
@@ -83,7 +74,7 @@ def run_benchmark(config: BenchmarkConfig, progress: NullProgress | None = None,
     """Run (or resume) the whole benchmark; the leaderboard dict, also written to OUT."""
     started = time.perf_counter()
     prepare(config, log)
-    tasks, root = eval_tasks(config)
+    tasks, root = ready_tasks(config.eval.suite, config.eval.tasks, config.eval.data)
     pool = score_pool(config, progress)
     log(f"pool scored: {pool['ingested']:,} samples")
     subsets = {}

@@ -41,12 +41,13 @@ def best_threshold(clean_scores: np.ndarray, noisy: np.ndarray) -> dict:
 
 def rate_scores(pool_run: Path, truth: GroundTruth, table: pl.DataFrame) -> list[dict]:
     """Per score column: ROC AUC (clean above noisy) and the best-F1 operating point."""
-    columns = list(truth.scores)
-    frame = scan(pool_run).select(["key", *columns]).collect().join(table, on="key", how="inner")
+    lazy = scan(pool_run)
+    unknown = [c for c in truth.scores if c not in lazy.collect_schema().names()]
+    if unknown:
+        raise ConfigError(f"ground_truth.scores: {unknown[0]!r} is no column of the shared scores")
+    frame = lazy.select(["key", *truth.scores]).collect().join(table, on="key", how="inner")
     rated = []
     for column, direction in truth.scores.items():
-        if column not in frame.columns:
-            raise ConfigError(f"ground_truth.scores: {column!r} is no column of the shared scores")
         scored = frame.filter(pl.col(column).is_not_null() & pl.col(column).is_not_nan())
         values = scored[column].to_numpy().astype(float)
         clean_scores = values if direction == "higher_is_clean" else -values

@@ -77,6 +77,30 @@ def check_present(root: Path, tasks: tuple[Task, ...]) -> None:
                           f"tasks with --tasks")
 
 
+def ready_tasks(suite: str, keys: list[str] | None, data: Path | None) -> tuple[tuple[Task, ...], Path]:
+    """(the chosen tasks of a suite, their data root), every set present: the offline suite's
+    root defaults to data/eval and its missing sets are built; DataComp's root must be given."""
+    tasks = choose(suite_tasks(suite), keys)
+    if suite == "datacomp" and data is None:
+        raise ConfigError("--suite datacomp needs --data: the folder holding DataComp's evaluation sets")
+    root = data or DEFAULT_OFFLINE_ROOT
+    if suite == "offline":
+        prepare_offline(root, tasks)
+    check_present(root, tasks)
+    return tasks, root
+
+
+def evaluate_suite(clip: Any, suite: str, tasks: tuple[Task, ...], root: Path,
+                   progress: NullProgress | None = None, threads: int = 2) -> dict:
+    """`evaluate`, with the suite named and, for DataComp's, its group averages."""
+    results = {"suite": suite, "data": str(root), **evaluate(clip, tasks, root, progress, threads)}
+    if suite == "datacomp":
+        from curate.eval.datacomp import group_averages
+
+        results["groups"] = group_averages(results["tasks"])
+    return results
+
+
 def evaluate(clip: Any, tasks: tuple[Task, ...], root: Path, progress: NullProgress | None = None,
              threads: int = 2) -> dict:
     """Run every task on its set under `root`; the results dict (see `write_results`)."""

@@ -171,11 +171,6 @@ def run_task(task: Task, clip: Any, folder: Path, feeder: BatchFeeder,
     return found, result.counts
 
 
-def shard_count(folder: Path) -> int:
-    """How many shards a set has (for progress)."""
-    return len(shards(folder))
-
-
 def _shards(folder: Path):
     for shard in shards(folder):
         warnings: list[str] = []

@@ -78,6 +78,13 @@ def build_metadata(*, wordnet: bool = True, min_frequency: float | None = DEFAUL
     return unique_in_order(entry for source in sources for entry in source)
 
 
+def write_metadata(out: Path, entries: list[str]) -> None:
+    """metadata.json: the entries as a JSON list (entry id = position), written atomically."""
+    from curate.run import write_atomic
+
+    write_atomic(Path(out), json.dumps(entries, ensure_ascii=False).encode())
+
+
 def metadata_file(path: Path) -> Path:
     """`path` if it is a .json file, else an InputError that says how to make one."""
     path = Path(path)
