@@ -9,7 +9,8 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # what the embedded real pools are built from (see docs/pools.md), WordNet for MetaCLIP metadata,
 # and the libraries OpenCV (used by the text_in_image detector) links against
 OS_PACKAGES  := tuxpaint-stamps-default openclipart-png openclipart-svg iso-flags-png-320x240 \
-                iso-codes dataset-fashion-mnist libcairo2 wordnet-base libgl1 libglib2.0-0
+                iso-codes dataset-fashion-mnist libcairo2 wordnet-base libgl1 libglib2.0-0 \
+                chromium
 NPM_PACKAGES := emoji-datasource-google@16.0.0 openmoji@17.0.0
 
 .PHONY: setup os-packages vendor demo eval-sets benchmark test bench clean

@@ -43,8 +43,11 @@ def run(
     run_dir: Optional[Path] = typer.Option(None, help="run directory (default: the file's run_dir)"),
     force: bool = typer.Option(False, "--force", help="redo stages whose configuration changed"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
+    report: bool = typer.Option(True, "--report/--no-report", help="write RUN/report.html and the dataset card "
+                                "at the end (`curate report RUN` writes them later)"),
 ) -> None:
-    """Run or resume a pipeline: committed shards are skipped, the rest are (re)done."""
+    """Run or resume a pipeline: committed shards are skipped, the rest are (re)done. Ends with the
+    run's HTML report and, beside the curated shards, its dataset card."""
     from curate.config import load_pipeline
     from curate.pipeline import run_pipeline
     from curate.progress import Progress, summary_table
@@ -67,6 +70,41 @@ def run(
                   f"dropped {summary['dropped']:,}")
     for name, value in summary["outputs"].items():
         console.print(f"  {name}: {value}", highlight=False)
+    if report:
+        _report(summary["run_dir"])
+
+
+def _report(path: str | Path, **options) -> None:
+    """Write a run's or a benchmark's report and print where it went."""
+    from curate.report import write_report
+
+    with console.status("writing the report"):
+        try:
+            written = write_report(path, **options)
+        except CurateError as error:
+            _fail(error)
+    if written.card:
+        console.print(f"dataset card: {written.card}", highlight=False)
+    console.print(f"report: {written.report}", highlight=False)
+
+
+@app.command()
+def report(
+    path: Path = typer.Argument(..., help="a run directory (curate run) or a benchmark folder (curate benchmark)"),
+    out: Optional[Path] = typer.Option(None, help="the HTML file to write (default: PATH/report.html)"),
+    eval_results: list[Path] = typer.Option([], "--eval", help="results.json of `curate eval` on a model trained "
+                                            "on this run: adds its table (repeat for more)"),
+    thumbnails: int = typer.Option(12, min=0, help="thumbnails per group: kept samples and each drop reason"),
+) -> None:
+    """Write a self-contained HTML report (no network: plots and thumbnails embedded) of a finished run:
+    the funnel, score histograms with their cuts, kept and dropped samples per drop reason, MetaCLIP
+    entry counts before and after balancing, duplicate groups, evaluation tables, configuration,
+    timings and versions; and the dataset card (Markdown) beside the curated shards. Given a
+    benchmark folder, the report shows its leaderboard and every strategy's funnel."""
+    for path_given in eval_results:
+        if not path_given.is_file():
+            _fail(CurateError(f"--eval {path_given}: no such file (give the results.json `curate eval` wrote)"))
+    _report(path, out=out, eval_results=eval_results, thumbnails=thumbnails)
 
 
 @app.command()
@@ -325,6 +363,7 @@ def benchmark(
         _fail(error)
     console.print(leaderboard_markdown(board), highlight=False)
     console.print("leaderboard: " + "  ".join(board["outputs"].values()), highlight=False)
+    _report(config.out)
 
 
 @app.command("train-dfn")

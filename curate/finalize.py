@@ -13,6 +13,7 @@ from curate.errors import InvariantError
 from curate.io.subset import first_repeat, u8u8_to_uids, uids_to_u8u8
 from curate.run import RunDir, write_json_atomic
 from curate.schema import load_schema
+from curate.versions import package_versions
 from curate.view import first_reason
 
 
@@ -96,6 +97,7 @@ def finalize_run(run: RunDir, name: str, deciders: list[str], shards: list[str],
         "dropped_by_reason": dict(sorted(uids.reasons.items())),
         "stages": [_report_dict(report) for report in reports],
         "outputs": {"dropped": str(run.root / "dropped.parquet"), **(sink_summary or {})},
+        "versions": package_versions(),
     }
     write_json_atomic(run.root / "summary.json", summary)
     return summary

@@ -18,7 +18,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -56,6 +56,16 @@ class ShardSpec:
     shard: str
     location: Any
     fingerprint: str
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A cut a stage makes on a score column: samples on the `keeps` side of `value` pass it."""
+
+    column: str
+    value: float
+    keeps: Literal[">=", ">", "<=", "<"]
+    label: str
 
 
 @dataclass(frozen=True)
@@ -102,6 +112,11 @@ class Stage(ABC):
     def check_view(self, schema: pa.Schema) -> None:
         """Raise ConfigError if the stage cannot work on a view of this schema (checked before
         any shard runs). Stages whose parameters refer to columns override it."""
+
+    def thresholds(self, details: dict | None) -> list[Threshold]:
+        """The cuts this stage makes on score columns, for the run report (details: what the
+        stage reported in the run summary). Default: none."""
+        return []
 
 
 class SourceStage(Stage):

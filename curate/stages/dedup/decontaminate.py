@@ -7,6 +7,7 @@ shard, is searched against them exactly."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -95,14 +96,19 @@ class Decontaminate(DuplicateStage):
         details = {"eval_images": len(ids), "removed": table.num_rows, "by_eval_set": dict(sorted(by_set.items()))}
         return table.sort_by([("group", "ascending"), ("uid", "ascending")]), details
 
+    def eval_rows(self) -> Iterator[list[tuple[str, bytes | None, str]]]:
+        """(id `set/key`, image bytes, caption) of every evaluation sample, a shard at a time."""
+        warnings: list[str] = []
+        for set_name, tar in self.eval_files():
+            yield [(f"{set_name}/{key}", _image(members), (members.get("txt") or b"").decode("utf-8", "replace"))
+                   for key, members, _ in grouped_members(str(tar), warnings)]
+
     def _eval_embeddings(self) -> tuple[list[str], np.ndarray]:
         scorer = self.scorer
         scorer.setup()
         column = self.compared_columns()[0]
-        ids, vectors, warnings = [], [], []
-        for set_name, tar in self.eval_files():
-            rows = [(f"{set_name}/{key}", _image(members), (members.get("txt") or b"").decode("utf-8", "replace"))
-                    for key, members, _ in grouped_members(str(tar), warnings)]
+        ids, vectors = [], []
+        for rows in self.eval_rows():
             rows = [row for row in rows if row[1] is not None]
             for start in range(0, len(rows), _BATCH):
                 chunk = rows[start:start + _BATCH]

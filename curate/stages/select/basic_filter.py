@@ -8,7 +8,7 @@ import polars as pl
 import pyarrow as pa
 from pydantic import Field
 
-from curate.stage import ShardStage, StageParams, register
+from curate.stage import ShardStage, StageParams, Threshold, register
 
 
 class BasicFilterParams(StageParams):
@@ -65,6 +65,14 @@ class BasicFilter(ShardStage):
             (pl.max_horizontal("width", "height") / short).cast(pl.Float32).alias("image_aspect_ratio"),
         )
         return measured.with_columns(self._first_failed_rule()).to_arrow()
+
+    def thresholds(self, details: dict | None) -> list[Threshold]:
+        """The four numeric rules (the language rule is a set, not a cut)."""
+        p = self.params
+        return [Threshold("caption_words_ws", p.min_words, ">=", "caption_too_few_words"),
+                Threshold("caption_length", p.min_chars, ">=", "caption_too_short"),
+                Threshold("image_min_side", p.min_side, ">=", "image_too_small"),
+                Threshold("image_aspect_ratio", p.max_aspect_ratio, "<=", "aspect_ratio_too_large")]
 
     def _first_failed_rule(self) -> pl.Expr:
         p = self.params

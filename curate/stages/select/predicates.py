@@ -3,12 +3,14 @@ drop reason. Scores stay in the sidecars, so re-thresholding reruns only this st
 
 from __future__ import annotations
 
+import re
+
 import polars as pl
 import pyarrow as pa
 from pydantic import Field, field_validator
 
 from curate.errors import ConfigError
-from curate.stage import ShardStage, StageParams, register
+from curate.stage import ShardStage, StageParams, Threshold, register
 
 
 class SelectParams(StageParams):
@@ -28,6 +30,23 @@ class SelectParams(StageParams):
                 raise ValueError(f"filter {name!r}: cannot parse {predicate!r}: {error}") from None
         return filters
 
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_COLUMN_FIRST = re.compile(rf"^\s*\"?(\w+)\"?\s*(>=|>|<=|<)\s*({_NUMBER})\s*$")
+_NUMBER_FIRST = re.compile(rf"^\s*({_NUMBER})\s*(>=|>|<=|<)\s*\"?(\w+)\"?\s*$")
+_MIRROR = {">=": "<=", ">": "<", "<=": ">=", "<": ">"}
+
+
+def simple_cut(name: str, predicate: str) -> Threshold | None:
+    """A predicate of the form `column OP number` (or `number OP column`) as a Threshold;
+    None for anything richer."""
+    if match := _COLUMN_FIRST.match(predicate):
+        column, keeps, value = match.groups()
+        return Threshold(column, float(value), keeps, name)
+    if match := _NUMBER_FIRST.match(predicate):
+        value, keeps, column = match.groups()
+        return Threshold(column, float(value), _MIRROR[keeps], name)
+    return None
+
 
 @register
 class Select(ShardStage):
@@ -43,6 +62,11 @@ class Select(ShardStage):
         for predicate in self.params.filters.values():
             names += [c for c in pl.sql_expr(predicate).meta.root_names() if c not in names]
         return tuple(names)
+
+    def thresholds(self, details: dict | None) -> list[Threshold]:
+        """The filters that are plain cuts on one column."""
+        cuts = (simple_cut(name, predicate) for name, predicate in self.params.filters.items())
+        return [cut for cut in cuts if cut is not None]
 
     def check_view(self, schema: pa.Schema) -> None:
         """Every predicate must evaluate to true/false over the view's column types."""

@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from curate.io.subset import SUBSET_DTYPE, uids_to_u8u8
-from curate.stage import Collected, GlobalStage, StageParams, register
+from curate.stage import Collected, GlobalStage, StageParams, Threshold, register
 
 
 class TopFractionParams(StageParams):
@@ -77,6 +77,18 @@ class SelectTopFraction(GlobalStage):
         return {"keep": keep, "score": float(-score[last]),
                 "f0": int(table.column("f0")[last].as_py()), "f1": int(table.column("f1")[last].as_py())}
 
+    def finish(self, state: dict, stage_dir, view, outputs) -> dict:
+        """The cut in the column's own terms, for the run summary and report."""
+        value = state["threshold"] if "threshold" in state else state.get("score", np.inf)
+        return {"threshold": _oriented(value, self.params.descending), "rule": self.params.rule}
+
+    def thresholds(self, details: dict | None) -> list[Threshold]:
+        """The realised cut on the score column."""
+        if not details or details.get("threshold") is None:
+            return []
+        keeps = ">=" if self.params.descending else "<="
+        return [Threshold(self.params.column, details["threshold"], keeps, self.params.drop_reason)]
+
     def apply(self, view: pa.Table, state: dict) -> pa.Table:
         """Drop every row ranked after the last kept one, and every row without a score."""
         ranked = self._ranked(view)
@@ -92,6 +104,13 @@ class SelectTopFraction(GlobalStage):
         reason = np.where(kept, None, self.params.drop_reason).astype(object)
         reason[np.isnan(ranked["score"])] = "missing_score"
         return pa.table({"uid": view.column("uid"), "drop_reason": pa.array(reason, pa.string())})
+
+
+def _oriented(value: float, descending: bool) -> float | None:
+    """A ranking score back in the column's own terms (None when every sample passes)."""
+    if not np.isfinite(value):
+        return None
+    return value if descending else -value
 
 
 def _datacomp_threshold(scores: np.ndarray, fraction: float) -> dict:

@@ -1,0 +1,175 @@
+"""The dataset card: a Markdown file beside the curated shards, in the spirit of the Hugging
+Face dataset card and the Dataset Nutrition Label: what is in the set, where it came from and
+under which licences, how it was filtered, what it is likely to lack, and how to load it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import yaml
+
+from curate.pools.licences import licence_of
+from curate.report.facts import RunFacts
+from curate.report.funnel import FunnelStep
+
+CARD = "README.md"
+
+
+def origins(facts: RunFacts) -> pl.DataFrame:
+    """Samples ingested and curated per origin: the `source` a sample's meta names (the web
+    pool's openclipart, emoji, ...), else its input's folder (`fashion/00001.tar` -> fashion)."""
+    named = pl.col("meta").str.json_path_match("$.source") if "meta" in facts.samples().collect_schema() else None
+    folder = pl.col("source").str.split("/").list.first()
+    origin = pl.coalesce(named, folder) if named is not None else folder
+    return (facts.samples().group_by(origin.alias("origin"))
+            .agg(pl.len().alias("ingested"), pl.col("kept").sum().alias("curated")).sort("origin").collect())
+
+
+def card_path(facts: RunFacts) -> Path:
+    """Beside the curated shards when the run exported them, else in the run directory."""
+    shards = facts.summary.get("outputs", {}).get("curated_shards")
+    return Path(shards) / CARD if shards and Path(shards).is_dir() else facts.root / "DATASET_CARD.md"
+
+
+def dataset_card(facts: RunFacts, steps: list[FunnelStep]) -> str:
+    """The card's Markdown."""
+    table = origins(facts)
+    parts = [_overview(facts, steps), _sources(table), _curation(facts, steps), _limits(facts, steps, table),
+             _loading(facts), _provenance(facts)]
+    return "\n\n".join(part.strip() for part in parts) + "\n"
+
+
+def _overview(facts: RunFacts, steps: list[FunnelStep]) -> str:
+    ingested, curated = steps[0].alive_in, steps[-1].kept
+    share = f"{100 * curated / ingested:.1f}%" if ingested else "none"
+    outputs = facts.summary.get("outputs", {})
+    return f"""# {facts.summary.get('pipeline', facts.root.name)}: a curated image-text set
+
+{curated:,} image-text pairs, curated by `curate` from {ingested:,} ingested samples ({share} kept) for
+contrastive (CLIP) pretraining. Run directory: `{facts.root.resolve()}`.
+
+## Files
+
+- WebDataset shards: `{outputs.get('curated_shards', 'none (this run exported no shards)')}`: per sample
+  `<uid>.<image extension>`, `<uid>.txt` (the caption) and `<uid>.json` (uid, key, source, url, size, sha256 and the source's metadata);
+  `sizes.json` gives the samples per shard, as open_clip's trainer reads it.
+- Per shard, a Parquet file with the same samples' metadata.
+- `{outputs.get('subset', 'no subset file')}`: the curated uids as a DataComp subset file (sorted uint64 pairs).
+- `{outputs.get('dropped', facts.root / 'dropped.parquet')}`: every dropped sample with its drop reason and the
+  stage that dropped it. Ingested = curated + dropped, each uid exactly once (checked at the end of the run)."""
+
+
+def _sources(table: pl.DataFrame) -> str:
+    lines = ["## Sources and licences", "", "| origin | ingested | curated | licence | where from |",
+             "| --- | ---: | ---: | --- | --- |"]
+    for origin, ingested, curated in table.iter_rows():
+        licence = licence_of(origin or "")
+        lines.append(f"| {origin} | {ingested:,} | {curated:,} | {licence.licence} | {licence.origin} |")
+    return "\n".join(lines)
+
+
+def _curation(facts: RunFacts, steps: list[FunnelStep]) -> str:
+    lines = ["## Curation", "", "Stages in order, with samples in, dropped by reason, and kept:", "",
+             "| stage | in | dropped (by reason) | kept |", "| --- | ---: | --- | ---: |"]
+    for step in steps:
+        reasons = ", ".join(f"{reason} {n:,}" for reason, n in step.dropped.items()) or "none"
+        lines.append(f"| {step.stage_id} | {step.alive_in:,} | {reasons} | {step.kept:,} |")
+    lines += ["", "Every filter, threshold, balancing and deduplication parameter, as run:", ""]
+    for stage in facts.stages:
+        params = stage.params.model_dump(mode="json", exclude_none=True)
+        shown = "; ".join(f"{key}: {json.dumps(value)}" for key, value in params.items()) or "defaults"
+        details = facts.details(stage.id)
+        found = "; ".join(f"{k} {v}" for k, v in (details or {}).items() if not isinstance(v, dict))
+        lines.append(f"- **{stage.id}** (`{stage.name}`): {shown}" + (f". Found: {found}" if found else ""))
+    return "\n".join(lines)
+
+
+def _limits(facts: RunFacts, steps: list[FunnelStep], table: pl.DataFrame) -> str:
+    lines = ["## Known biases and limits", ""]
+    ingested, curated = steps[0].alive_in, steps[-1].kept
+    for origin, n_in, n_out in table.iter_rows():
+        before, after = n_in / max(ingested, 1), n_out / max(curated, 1)
+        if abs(after - before) >= 0.05:
+            lines.append(f"- {origin} is {100 * before:.0f}% of the ingested samples but {100 * after:.0f}% of "
+                         f"the curated set: the filters favour some origins over others.")
+    for stage in facts.stages:
+        lines += _stage_limits(stage, facts.details(stage.id) or {})
+    lines += ["- Every filter keeps what its rule or model prefers; a model's preferences come from the data it "
+              "was trained on. Check the thumbnails of each drop reason in the run report before relying on a "
+              "filter.",
+              "- Licences of sources marked unknown above have not been checked."]
+    return "\n".join(lines)
+
+
+def _stage_limits(stage, details: dict) -> list[str]:
+    p = stage.params
+    if stage.name == "basic_filter":
+        return [f"- Only captions identified as {', '.join(p.languages)} by fastText lid.176 were kept, and only "
+                f"captions of at least {p.min_words} words: the set is not multilingual and lacks terse captions. "
+                f"Images under {p.min_side} px on their shorter side were dropped."]
+    if stage.name == "select_top_fraction":
+        return [f"- Only the {100 * p.fraction:g}% of samples scoring highest on `{p.column}` were kept: the set "
+                f"inherits the preferences (and the training data's biases) of the model that gave that score."]
+    if stage.name == "metaclip_balance":
+        return [f"- MetaCLIP balancing sampled entries matched by more than t = {details.get('t', p.t)} captions down "
+                f"to about t: frequent concepts are under-represented on purpose, and concepts outside the "
+                f"metadata never count."]
+    if stage.name == "metaclip_match":
+        return ["- Captions naming no metadata entry were dropped (metaclip_no_match)."]
+    if stage.name == "decontaminate":
+        return [f"- Copies of the evaluation sets {', '.join(Path(s).name for s in p.eval_sets)} (image similarity "
+                f">= {p.threshold}) were removed; no other benchmark was checked."]
+    if stage.name in ("semdedup", "dedup_near", "dedup_exact"):
+        return [f"- {stage.id}: of each group of duplicates only one member was kept "
+                f"({'the highest ' + p.keep_by if getattr(p, 'keep_by', None) else 'the smallest uid'})."]
+    return []
+
+
+def _loading(facts: RunFacts) -> str:
+    shards = facts.summary.get("outputs", {}).get("curated_shards", "SHARDS")
+    sizes = Path(shards) / "sizes.json"
+    names = sorted(json.loads(sizes.read_text())) if sizes.is_file() else []
+    pattern = f"{shards}/{{{names[0][:-4]}..{names[-1][:-4]}}}.tar" if names else f"{shards}/{{00000..NNNNN}}.tar"
+    count = facts.summary.get("curated", 0)
+    return f"""## How to load
+
+webdataset:
+
+```python
+import webdataset as wds
+dataset = wds.WebDataset("{pattern}").decode("pil").to_tuple("jpg;png;jpeg;webp", "txt")
+```
+
+open_clip (training):
+
+```bash
+python -m open_clip_train.main --train-data "{pattern}" --dataset-type webdataset --train-num-samples {count}
+```
+
+polars (the curated samples' metadata; every sample of the run with its scores):
+
+```python
+import polars as pl
+curated = pl.read_parquet("{shards}/*.parquet")
+import curate
+everything = curate.scan("{facts.root.resolve()}").collect()  # kept, drop_reason, dropped_by, every score
+```
+
+curate's own trainer: `curate train --data {shards} --out MODEL --samples-seen N`."""
+
+
+def _provenance(facts: RunFacts) -> str:
+    versions = facts.summary.get("versions", {})
+    listed = ", ".join(f"{k} {v}" for k, v in versions.items()) or "not recorded"
+    pipeline = yaml.safe_dump(yaml.safe_load(facts.pipeline_text), sort_keys=False).strip()
+    return f"""## Provenance
+
+Versions: {listed}.
+
+The pipeline as run:
+
+```yaml
+{pipeline}
+```"""

@@ -1,0 +1,17 @@
+"""HTML from the report templates: one self-contained file (styles inline, images as data: URIs,
+no script, nothing fetched)."""
+
+from __future__ import annotations
+
+import jinja2
+
+_ENVIRONMENT = jinja2.Environment(loader=jinja2.PackageLoader("curate.report", "templates"),
+                                  autoescape=jinja2.select_autoescape(["html", "j2"]),
+                                  undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+_ENVIRONMENT.filters["num"] = lambda value: f"{value:,}" if isinstance(value, int) else f"{value:,.4g}"
+_ENVIRONMENT.filters["pct"] = lambda part, whole: f"{100 * part / whole:.1f}%" if whole else "–"
+
+
+def render(template: str, context: dict) -> str:
+    """One template rendered with a context."""
+    return _ENVIRONMENT.get_template(template).render(**context)
