@@ -462,6 +462,33 @@ def bench_ingest(
     console.print(table)
 
 
+@bench_app.command("report")
+def bench_report(
+    n: int = typer.Option(1_000_000, min=1, help="pool size"),
+    work_dir: Path = typer.Option(Path("data/bench"), help="where the pool and the run go"),
+    metadata: Path = typer.Option(Path("data/metaclip/metadata.json"), help="MetaCLIP metadata (curate metadata build)"),
+    executor: str = typer.Option("ray", help="executor of the run (the report itself runs here)"),
+    samples_per_shard: int = typer.Option(10_000, min=1, help="pool and export shard size"),
+) -> None:
+    """Time the report of a large run (built first, or resumed): its seconds, peak memory and size."""
+    from curate.bench.report import report_pipeline, time_report
+    from curate.pipeline import run_pipeline
+    from curate.progress import Progress
+
+    if not metadata.is_file():
+        _fail(CurateError(f"{metadata} is missing: build it with `curate metadata build --out {metadata}`"))
+    pool = work_dir / f"pool-{n}"
+    _build_pool("synthetic", pool, 0, n=n, samples_per_shard=samples_per_shard)
+    config = report_pipeline(pool, work_dir / f"run-report-{n}", metadata, samples_per_shard)
+    try:
+        run_pipeline(config, executor=executor, progress=Progress())
+        result = time_report(config.run_dir)
+    except CurateError as error:
+        _fail(error)
+    console.print(f"report of {result.samples:,} samples: {result.seconds:.1f} s, peak RSS {result.peak_mib:,.0f} MiB, "
+                  f"{result.report_bytes / 2**20:.2f} MiB (card {result.card_bytes / 1024:.1f} KiB)", highlight=False)
+
+
 @bench_app.command("score")
 def bench_score(
     models: str = typer.Option("curate-tiny-vit,ViT-B-32", help="comma-separated open_clip architectures"),

@@ -20,7 +20,7 @@ def test_wheel_ships_schemas_and_runs_outside_the_checkout(tmp_path):
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
         archive.extractall(tmp_path / "site")
-    assert "curate/schemas/sample.v1.json" in names
+    assert "curate/schemas/sample.v1.json" in names and "curate/report/templates/run.html.j2" in names
     probe = ("import curate, curate.schema as s; print(curate.__file__); "
              "print(sorted(curate.registered_stages())); print(s.load_schema('sample.v1').names[0])")
     result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True,

@@ -1,0 +1,109 @@
+"""The run report's sections against the run's own files, the dataset card, and the CLI."""
+
+import json
+
+import polars as pl
+import pytest
+import webdataset as wds
+from typer.testing import CliRunner
+
+from curate.cli import app
+from curate.report import write_report, write_run_report
+from curate.report.card import origins
+from curate.report.facts import load_run
+from curate.report.funnel import funnel
+from curate.report.scores import histograms
+from curate.report.thumbs import KEPT, locate, pick
+from curate.stages.select.predicates import simple_cut
+from report_truth import expected_funnel
+
+
+def test_funnel_counts_come_from_the_parquet(small_run):
+    steps = funnel(load_run(small_run))
+    assert [(s.stage_id, s.alive_in, s.kept) for s in steps] == expected_funnel(small_run)
+    summary = json.loads((small_run / "summary.json").read_text())
+    assert steps[-1].kept == summary["curated"] == pl.read_parquet(small_run / "export" / "shards" / "*.parquet").height
+    by_reason = {reason: n for step in steps for reason, n in step.dropped.items()}
+    assert by_reason == summary["dropped_by_reason"]
+    assert {"short_caption", "duplicate_image", "below_top_fraction"} <= set(by_reason)
+
+
+def test_histograms_carry_each_stage_cut(small_run):
+    found = {h.column: h for h in histograms(load_run(small_run))}
+    assert "caption_words" in found and "caption_unique_word_fraction" in found
+    words = found["caption_words"]
+    assert words.samples + words.missing == 400
+    assert [(t.value, t.keeps, t.label) for t in words.thresholds] == [(3, ">=", "short_caption")]
+    top = found["caption_unique_word_fraction"].thresholds
+    assert [t.label for t in top] == ["below_top_fraction"]
+    curated = pl.read_parquet(small_run / "caption_stats" / "*.parquet").filter(
+        ~pl.col("uid").is_in(pl.read_parquet(small_run / "dropped.parquet")["uid"].implode()))
+    assert curated["caption_unique_word_fraction"].min() >= top[0].value  # the realised cut
+
+
+def test_simple_predicates_become_cuts_and_others_do_not():
+    assert simple_cut("a", "x >= 0.5").value == 0.5
+    assert simple_cut("b", "2 < y").keeps == ">"
+    assert simple_cut("c", "x > 1 and y < 2") is None
+
+
+def test_thumbnails_are_sampled_from_few_row_groups(small_run):
+    facts = load_run(small_run)
+    located = locate(facts)
+    assert located.height == 400 and located["row_group"].max() == 0  # 100 rows a file: one group each
+    picked = pick(located, per_group=5, max_row_groups=2)
+    chosen = located.filter(pl.col("uid").is_in([u for uids in picked.values() for u in uids]))
+    assert chosen.select("file", "row_group").unique().height <= 2
+    assert all(len(uids) <= 5 for uids in picked.values()) and KEPT in picked
+    for group, uids in picked.items():
+        assert set(located.filter(pl.col("uid").is_in(uids))["group"]) == {group}
+
+
+def test_card_beside_the_shards_says_what_is_in_them_and_how_to_load_it(small_run):
+    written = write_run_report(small_run)
+    assert written.card == small_run / "export" / "shards" / "README.md"
+    card = written.card.read_text()
+    summary = json.loads((small_run / "summary.json").read_text())
+    assert f"{summary['curated']:,} image-text pairs" in card and "## Sources and licences" in card
+    assert "unknown: state the licence" in card  # a generated pool has no known licence
+    assert "tail_fraction: 0.9" in card and "keep_by: \"caption_words\"" in card
+    pattern = card.split('wds.WebDataset("')[1].split('"')[0]
+    loaded = list(wds.WebDataset(pattern, shardshuffle=False).to_tuple("__key__", "txt"))
+    assert len(loaded) == summary["curated"]
+    table = origins(load_run(small_run))
+    assert table["ingested"].sum() == 400 and table["curated"].sum() == summary["curated"]
+
+
+def test_report_is_one_small_self_contained_file(small_run):
+    html = write_run_report(small_run).report.read_text()
+    assert 'src="http' not in html and "<script" not in html and "<link" not in html
+    assert html.count("data:image/webp;base64,") > 10 and html.count("data:image/png;base64,") >= 5
+    for section in ("funnel", "scores", "samples", "metaclip", "dedup", "config", "timings", "versions"):
+        assert f'id="{section}"' in html
+    assert len(html) < 2_000_000
+
+
+def test_cli_report_adds_eval_tables_and_explains_bad_paths(small_run, tmp_path):
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"checkpoint": "m", "suite": "offline", "average": 0.5, "tasks": [
+        {"name": "Fashion-MNIST", "main_metric": "acc1", "main": 0.5}]}))
+    out = tmp_path / "r.html"
+    result = CliRunner().invoke(app, ["report", str(small_run), "--out", str(out), "--eval", str(results),
+                                      "--thumbnails", "2"])
+    assert result.exit_code == 0, result.output
+    assert f"report: {out}" in result.output
+    html = out.read_text()
+    assert 'id="evaluation"' in html and "Fashion-MNIST" in html and "0.5000" in html
+    missing = CliRunner().invoke(app, ["report", str(tmp_path / "nothing")])
+    assert missing.exit_code == 2 and "not a folder" in missing.output
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    (unfinished / "pipeline.yaml").write_text((small_run / "pipeline.yaml").read_text())
+    result = CliRunner().invoke(app, ["report", str(unfinished)])
+    assert result.exit_code == 2 and "has not finished" in result.output
+
+
+def test_write_report_refuses_eval_tables_for_a_benchmark(tmp_path):
+    (tmp_path / "leaderboard.json").write_text("{}")
+    with pytest.raises(Exception, match="benchmark report has its leaderboard"):
+        write_report(tmp_path, eval_results=[tmp_path / "x.json"])
