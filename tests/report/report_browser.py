@@ -1,5 +1,5 @@
 """Open a report in Debian's headless Chromium through Playwright, recording everything the page
-logs or requests. Also a command: `python tests/report/report_browser.py REPORT.html SHOT.png` saves
+logs or requests. Also a command: `python tests/report/report_browser.py REPORT.html SHOT.png [HEIGHT]` saves
 a full-page screenshot (how docs/report-quickstart.png is made)."""
 
 from __future__ import annotations
@@ -49,12 +49,13 @@ def open_report(path: Path, width: int = 1280):
             browser.close()
 
 
-def screenshot(report: Path, out: Path) -> None:
-    """A full-page PNG of the report."""
+def screenshot(report: Path, out: Path, height: int | None = None) -> None:
+    """A PNG of the whole report, or of its first `height` pixels."""
     with open_report(report) as (page, _):
         page.evaluate("document.querySelector('nav').style.position = 'static'")
-        page.screenshot(path=str(out), full_page=True)
+        clip = {"x": 0, "y": 0, "width": 1280, "height": height} if height else None
+        page.screenshot(path=str(out), full_page=True, clip=clip)
 
 
 if __name__ == "__main__":
-    screenshot(Path(sys.argv[1]), Path(sys.argv[2]))
+    screenshot(Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else None)
