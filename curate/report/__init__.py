@@ -24,7 +24,6 @@ def write_run_report(run_dir: str | Path, out: Path | None = None, eval_results:
     """RUN/report.html (or `out`) and the dataset card beside the curated shards."""
     from curate.report.card import card_path, dataset_card
     from curate.report.facts import load_run
-    from curate.report.funnel import funnel
     from curate.report.render import render
     from curate.report.run_report import THUMBNAILS, run_context
 

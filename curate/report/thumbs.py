@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from curate.report.facts import RunFacts
@@ -78,8 +80,8 @@ def fetch(facts: RunFacts, located: pl.DataFrame, uids: set[str]) -> dict[str, T
     for (file, row_group), rows in wanted.group_by(["file", "row_group"]):
         handle = pq.ParquetFile(facts.source_files[file])
         table = handle.read_row_group(row_group, columns=["uid", "caption", "image"])
-        hit = pl.from_arrow(table.select(["uid"])).with_row_index()["uid"].is_in(rows["uid"].to_list())
-        for i in np.flatnonzero(hit.to_numpy()):
+        hit = pc.is_in(table.column("uid"), value_set=pa.array(rows["uid"].to_list(), pa.string()))
+        for i in np.flatnonzero(hit.to_numpy(zero_copy_only=False)):
             uid, caption, image = (table.column(name)[int(i)].as_py() for name in ("uid", "caption", "image"))
             thumbs[uid] = Thumb(uid, caption, encode(image) if image else None)
     return thumbs
