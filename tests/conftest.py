@@ -126,3 +126,27 @@ def pool(tmp_path: Path) -> Path:
     """Three tars of 40 samples each."""
     write_pool(tmp_path / "pool", shards=3, per_shard=40)
     return tmp_path / "pool"
+
+
+REPORT_WORDS = ["circle", "star", "square", "ring", "triangle", "red", "blue", "green", "white", "gray", "backdrop",
+                "purple", "orange", "picture", "image"]
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory) -> Path:
+    """A finished run with every kind of report section: 400 generated samples (planted
+    duplicates and junk captions) through caption scores, filters, exact dedup, a top fraction,
+    MetaCLIP balancing and export, in shards of 100."""
+    import json
+
+    from curate.bench.report import report_pipeline
+    from curate.pipeline import run_pipeline
+    from curate.pools import build
+
+    root = tmp_path_factory.mktemp("report")
+    build("synthetic", root / "pool", n=400, samples_per_shard=100)
+    metadata = root / "metadata.json"
+    metadata.write_text(json.dumps(REPORT_WORDS))
+    config = report_pipeline(root / "pool", root / "run", metadata, samples_per_shard=100)
+    run_pipeline(config, executor="local")
+    return root / "run"
