@@ -31,9 +31,9 @@ def benchmark_context(root: Path) -> dict:
 
 
 def _strategy_funnels(folder: Path) -> list[dict]:
-    """Per strategy run: its pipeline name and funnel."""
+    """Per strategy's curation run (OUT/strategies/<strategy>/curation): its name and funnel."""
     found = []
-    for run in sorted(folder.glob("*/summary.json")):
+    for run in sorted(folder.glob("*/curation/summary.json")):
         facts = load_run(run.parent)
         found.append({"name": facts.summary.get("pipeline", run.parent.name), "dir": str(run.parent),
                       "steps": funnel(facts)})

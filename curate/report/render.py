@@ -9,6 +9,9 @@ _ENVIRONMENT = jinja2.Environment(loader=jinja2.PackageLoader("curate.report", "
                                   autoescape=jinja2.select_autoescape(["html", "j2"]),
                                   undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 _ENVIRONMENT.filters["num"] = lambda value: f"{value:,}" if isinstance(value, int) else f"{value:,.4g}"
+_ENVIRONMENT.filters["spread"] = lambda cell: (f"{cell['mean']:.4f} ± {cell['std']:.4f}" if cell.get("std") is not None
+                                               else f"{cell['mean']:.4f}")  # one seed: no spread
+_ENVIRONMENT.filters["fixed"] = lambda value, digits=4: "–" if value is None else f"{value:.{digits}f}"
 _ENVIRONMENT.filters["pct"] = lambda part, whole: f"{100 * part / whole:.1f}%" if whole else "–"
 
 
