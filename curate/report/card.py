@@ -20,9 +20,7 @@ CARD = "README.md"
 def origins(facts: RunFacts) -> pl.DataFrame:
     """Samples ingested and curated per origin: the `source` a sample's meta names (the web
     pool's openclipart, emoji, ...), else its input's folder (`fashion/00001.tar` -> fashion)."""
-    named = pl.col("meta").str.json_path_match("$.source") if "meta" in facts.samples().collect_schema() else None
-    folder = pl.col("source").str.split("/").list.first()
-    origin = pl.coalesce(named, folder) if named is not None else folder
+    origin = pl.coalesce(pl.col("meta").str.json_path_match("$.source"), pl.col("source").str.split("/").list.first())
     return (facts.samples().group_by(origin.alias("origin"))
             .agg(pl.len().alias("ingested"), pl.col("kept").sum().alias("curated")).sort("origin").collect())
 

@@ -53,12 +53,15 @@ def _galleries(facts: RunFacts, steps, findings: list[DedupFindings], per_group:
     picked = pick(located, per_group, MAX_ROW_GROUPS) if located.height else {}
     members = {m.uid for f in findings for group in f.groups for m in group}
     thumbs = fetch(facts, located, {uid for uids in picked.values() for uid in uids} | members)
-    stage_of = {reason: stage_id for reason, stage_id, _ in reason_totals(steps)}
-    totals = {reason: n for reason, _, n in reason_totals(steps)} | {KEPT: steps[-1].kept if steps else 0}
-    order = [KEPT] + [reason for reason, _, _ in reason_totals(steps)]
-    galleries = [{"group": group, "stage": stage_of.get(group, ""), "total": totals.get(group, 0),
+    by_reason: dict[str, tuple[list[str], int]] = {}
+    for reason, stage_id, n in reason_totals(steps):  # a reason two stages give is one gallery
+        stages, total = by_reason.get(reason, ([], 0))
+        by_reason[reason] = (stages + [stage_id], total + n)
+    groups = [(KEPT, "", steps[-1].kept if steps else 0)] + [
+        (reason, ", ".join(stages), total) for reason, (stages, total) in by_reason.items()]
+    galleries = [{"group": group, "stage": stage_id, "total": total,
                   "thumbs": [thumbs[uid] for uid in picked.get(group, []) if uid in thumbs]}
-                 for group in order]
+                 for group, stage_id, total in groups]
     return galleries, thumbs
 
 
