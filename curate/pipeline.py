@@ -15,6 +15,7 @@ import yaml
 from curate.config import PipelineConfig
 from curate.errors import ConfigError, ResumeError
 from curate.executors import Executor, make_executor
+from curate.executors.orphans import end_recorded_processes, record_processes
 from curate.finalize import finalize_run
 from curate.io.serve import serve_folder
 from curate.progress import NullProgress, Progress
@@ -22,6 +23,8 @@ from curate.run import RunDir, is_committed, stable_hash, write_atomic
 from curate.stage import Collected, GlobalStage, ShardStage, SinkStage, SourceStage, Stage
 from curate.tasks import ApplyTask, CollectTask, ShardTask, SinkTask, SourceTask
 from curate.view import UpstreamStage, plan_view
+
+_HELPERS = ".helper-processes.json"
 
 
 @dataclass
@@ -164,9 +167,13 @@ class PipelineRun:
         write_atomic(self.run.root / "pipeline.yaml", dumped.encode())
         for index, stage in enumerate(self.stages[1:], start=1):
             self._plan(stage, index)  # column and predicate errors before any work is done
+        helpers = self.run.root / _HELPERS
+        end_recorded_processes(helpers)  # what a killed driver's Ray instance left running
         with self.executor:
+            record_processes(helpers, self.executor.helper_processes())
             for index, stage in enumerate(self.stages):
                 self.reports.append(self._run_stage(index, stage))
+        helpers.unlink(missing_ok=True)
         sink = self.sink_result
         return finalize_run(self.run, self.config.name, [s.id for s in self.stages if s.decides],
                             self.shards, self.reports, sink and sink.uids, sink and sink.summary)

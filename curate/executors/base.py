@@ -22,6 +22,11 @@ class Executor(ABC):
     def __exit__(self, *exc) -> None:
         return None
 
+    def helper_processes(self) -> list:
+        """Processes this executor started beside the driver (psutil.Process), which a
+        killed driver could leave running. Default: none."""
+        return []
+
     @abstractmethod
     def map_shards(self, stage: Stage, tasks: Sequence[Task], shared: Any = None,
                    on_result: OnResult | None = None) -> list[dict]:

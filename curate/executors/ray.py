@@ -22,6 +22,9 @@ from curate.executors.base import Executor, OnResult, Task
 from curate.stage import Stage
 
 _IN_FLIGHT_PER_WORKER = 2
+# A task whose worker process dies (killed, out of memory, node lost) is run again: tasks write
+# to temporary names and commit last, so a rerun is safe. Errors raised by a task are not retried.
+_RETRIES_ON_WORKER_DEATH = 3
 _ready: dict[str, Stage] = {}  # per worker process: the stage it last set up
 
 
@@ -63,6 +66,14 @@ class RayExecutor(Executor):
             ray.shutdown()
             self._owns_ray = False
 
+    def helper_processes(self) -> list:
+        """The local Ray instance's processes (object store, scheduler, agents, workers)."""
+        if not self._owns_ray or self.address is not None:
+            return []
+        import psutil
+
+        return psutil.Process().children(recursive=True)
+
     def parallelism(self, stage: Stage) -> int:
         """How many of the stage's tasks the cluster runs at once, capped by `workers`."""
         total = ray.cluster_resources()
@@ -84,7 +95,7 @@ class RayExecutor(Executor):
         if not tasks:
             return []
         res = stage.resources
-        options: dict[str, Any] = {"num_cpus": res.cpus, "num_gpus": res.gpus, "max_retries": 0}
+        options: dict[str, Any] = {"num_cpus": res.cpus, "num_gpus": res.gpus, "max_retries": _RETRIES_ON_WORKER_DEATH}
         if res.memory:
             options["memory"] = res.memory
         remote = ray.remote(_run).options(**options)
