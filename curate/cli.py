@@ -647,6 +647,53 @@ def bench_faults(
         raise typer.Exit(1)
 
 
+@bench_app.command("scale")
+def bench_scale(
+    sizes: str = typer.Option("10000,100000,1000000", help="comma-separated pool sizes"),
+    workers: int = typer.Option(0, min=0, help="Ray workers (0: all cores)"),
+    samples_per_shard: int = typer.Option(2000, min=1, help="pool shard size (the same for every size)"),
+    quickstart: Path = typer.Option(Path("pipelines/quickstart.yaml"), help="the pipeline to scale"),
+    work_dir: Path = typer.Option(Path("data/bench"), help="where the pools and runs go"),
+) -> None:
+    """The quickstart pipeline (its tiny DFN scoring the images) on generated pools of each
+    size on the Ray executor: seconds per stage, peak memory of the driver and of the largest
+    worker, and the cost per sample against the smallest pool's."""
+    from curate.bench.ingest import default_workers
+    from curate.bench.scale import scale_pipeline, time_scale_run
+
+    results = []
+    for n in (int(size) for size in sizes.split(",")):
+        pool = work_dir / f"pool-{n}-{samples_per_shard}"
+        _build_pool("synthetic", pool, 0, n=n, samples_per_shard=samples_per_shard)
+        try:
+            config = scale_pipeline(quickstart, pool, work_dir / f"run-scale-{n}")
+            with console.status(f"quickstart pipeline on {n:,} samples"):
+                results.append(time_scale_run(config, workers or default_workers()))
+        except CurateError as error:
+            _fail(error)
+        console.print(f"{n:,} samples: {results[-1].seconds:.1f} s", highlight=False)
+    console.print(_scale_tables(results))
+
+
+def _scale_tables(results) -> Table:
+    base = results[0].core_ms_per_sample
+    table = Table(title=f"quickstart pipeline on Ray, {results[0].workers} workers")
+    table.add_column("")
+    for result in results:
+        table.add_column(f"{result.samples:,}", justify="right")
+    rows = {"curated": [f"{r.curated:,}" for r in results], "seconds": [f"{r.seconds:,.1f}" for r in results],
+            "core ms / sample": [f"{r.core_ms_per_sample:.3f}" for r in results],
+            "vs smallest pool": [f"{r.core_ms_per_sample / base:.2f}x" for r in results],
+            "driver peak MiB": [f"{r.driver_peak_mib:,.0f}" for r in results],
+            "largest worker peak MiB": [f"{r.worker_peak_mib:,.0f}" for r in results],
+            "all processes peak MiB": [f"{r.tree_peak_mib:,.0f}" for r in results]}
+    for stage in results[0].stage_seconds:
+        rows[f"  {stage} s"] = [f"{r.stage_seconds[stage]:,.1f}" for r in results]
+    for name, values in rows.items():
+        table.add_row(name, *values)
+    return table
+
+
 @bench_app.command("train")
 def bench_train(
     model: str = typer.Option("curate-tiny-vit", help="open_clip architecture (ViT-B-32 on a GPU)"),

@@ -9,11 +9,13 @@ import psutil
 
 
 class MemorySampler:
-    """Polls resident memory of this process and of its process tree while running."""
+    """Polls resident memory of this process, of its largest child (a Ray worker, on the Ray
+    executor) and of its whole process tree while running."""
 
     def __init__(self, interval: float = 0.1):
         self.interval = interval
         self.driver_peak = 0
+        self.child_peak = 0
         self.tree_peak = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
@@ -33,7 +35,9 @@ class MemorySampler:
             tree = driver
             for child in me.children(recursive=True):
                 with suppress(psutil.Error):  # a child that just ended
-                    tree += child.memory_info().rss
+                    rss = child.memory_info().rss
+                    tree += rss
+                    self.child_peak = max(self.child_peak, rss)
             self.driver_peak = max(self.driver_peak, driver)
             self.tree_peak = max(self.tree_peak, tree)
             self._stop.wait(self.interval)
