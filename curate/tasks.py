@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate.errors import SchemaError
-from curate.run import RunDir, write_parquet_atomic
+from curate.run import RunDir, sha256_hex, write_parquet_atomic
 from curate.schema import validate
 from curate.stage import ShardSpec
 from curate.view import ViewPlan
@@ -70,8 +70,7 @@ class SourceTask(TaskBase):
                 chunks.append(pa.Table.from_pylist(rows, schema=stage.schema()))
                 rows = []
         chunks.append(pa.Table.from_pylist(rows, schema=stage.schema()))
-        table = pa.concat_tables(chunks)
-        _check_unique(table, stage.id, self.shard)
+        table = _drop_repeated_uids(pa.concat_tables(chunks))
         return self._commit(stage, table, None, started, warnings=warnings)
 
 
@@ -167,15 +166,21 @@ def _only_new_drops(table: pa.Table, view: pa.Table) -> pa.Table:
     return table.set_column(index, "drop_reason", mine)
 
 
-def _check_unique(table: pa.Table, stage_id: str, shard: str) -> None:
-    uids = table.column("uid")
-    if pc.count_distinct(uids).as_py() != len(uids):
-        counts = pc.value_counts(uids).to_pylist()
-        twice = [c["values"] for c in counts if c["counts"] > 1][:3]
-        raise SchemaError(
-            f"stage {stage_id!r} produced the same uid twice in shard {shard} (e.g. {twice}): "
-            f"two items share a source key; give them distinct keys"
-        )
+def _drop_repeated_uids(table: pa.Table) -> pa.Table:
+    """A second item with the same source key (a tar that repeats a key) is kept as a row, under
+    a uid of its own derived from the first's, and dropped as duplicate_key."""
+    uids = table.column("uid").to_pylist()
+    if len(set(uids)) == len(uids):
+        return table
+    seen: Counter = Counter()
+    reasons = table.column("drop_reason").to_pylist()
+    for index, uid in enumerate(uids):
+        seen[uid] += 1
+        if seen[uid] > 1:
+            uids[index] = sha256_hex(f"{uid}#{seen[uid]}")[:32]
+            reasons[index] = "duplicate_key"
+    table = table.set_column(table.column_names.index("uid"), "uid", pa.array(uids, pa.string()))
+    return table.set_column(table.column_names.index("drop_reason"), "drop_reason", pa.array(reasons, pa.string()))
 
 
 def _drop_counts(table: pa.Table, decides: bool) -> dict[str, int]:

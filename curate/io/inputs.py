@@ -103,5 +103,5 @@ def read_bytes(url: str) -> bytes | None:
     try:
         with fsspec.open(url, "rb") as handle:
             return handle.read()
-    except (OSError, ValueError):
+    except Exception:  # noqa: BLE001  (each fsspec backend raises its own errors: all mean "unreadable")
         return None

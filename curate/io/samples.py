@@ -7,7 +7,8 @@ import io
 import json
 import re
 import warnings
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from PIL import Image
 
@@ -21,15 +22,29 @@ _DECODE_TARGET = (64, 64)
 _HEX32 = re.compile(r"[0-9a-fA-F]{32}")
 
 
+@dataclass(frozen=True)
+class Checks:
+    """How closely each item is looked at, and the limits that keep a hostile one from costing
+    the run its memory: images are measured from their header before any pixel is decoded."""
+
+    decode: Literal["decode", "header"] = "decode"
+    max_pixels: int = 100_000_000
+    max_image_bytes: int = 64 << 20
+    max_caption_bytes: int = 64 << 10
+
+
 def make_uid(source: str, key: str) -> str:
     """32 hex characters from the item's source identity (source name and key)."""
     return hashlib.sha256(f"{source}\x1f{key}".encode()).hexdigest()[:32]
 
 
-def clean_caption(raw: bytes | str | None) -> tuple[str | None, str | None]:
-    """(caption, problem): strip whitespace; missing, non-UTF-8 or empty captions are problems."""
+def clean_caption(raw: bytes | str | None, max_bytes: int = Checks.max_caption_bytes) -> tuple[str | None, str | None]:
+    """(caption, problem): strip whitespace; missing, non-UTF-8, empty or overlong captions are
+    problems (an overlong one is not kept: it is no caption, and would bloat every sidecar)."""
     if raw is None:
         return None, "missing_caption"
+    if len(raw) > max_bytes and len(raw.encode() if isinstance(raw, str) else raw) > max_bytes:
+        return None, "caption_too_long"
     if isinstance(raw, bytes):
         try:
             raw = raw.decode("utf-8")
@@ -39,15 +54,20 @@ def clean_caption(raw: bytes | str | None) -> tuple[str | None, str | None]:
     return (text, None) if text else (None, "empty_caption")
 
 
-def inspect_image(data: bytes | None, check: str = "decode") -> tuple[dict, str | None]:
+def inspect_image(data: bytes | None, checks: Checks = Checks()) -> tuple[dict, str | None]:
     """(format/width/height, problem) for encoded image bytes.
 
-    check="header" reads only the header (fast, bytes pass through untouched); "decode" also
-    decodes the pixels (at reduced scale for JPEG), which catches truncated files. Formats that
-    export re-encodes are always decoded, so a broken one is dropped here, not at export.
+    checks.decode="header" reads only the header (fast, bytes pass through untouched); "decode"
+    also decodes the pixels (at reduced scale for JPEG), which catches truncated files. Formats
+    that export re-encodes are always decoded, so a broken one is dropped here, not at export.
+    Images over the byte or pixel limits are never decoded.
     """
-    if not data:
+    if data is None:
         return {}, "missing_image"
+    if not data:
+        return {}, "empty_image"
+    if len(data) > checks.max_image_bytes:
+        return {}, "image_too_many_bytes"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -56,7 +76,9 @@ def inspect_image(data: bytes | None, check: str = "decode") -> tuple[dict, str 
                     "width": image.width, "height": image.height}
             if info["image_format"] is None:
                 return info, "unsupported_image_format"
-            if check == "decode" or info["image_format"] not in OPEN_CLIP_IMAGE_EXTENSIONS:
+            if image.width * image.height > checks.max_pixels:
+                return info, "image_too_large"
+            if checks.decode == "decode" or info["image_format"] not in OPEN_CLIP_IMAGE_EXTENSIONS:
                 image.draft("RGB", _DECODE_TARGET)
                 image.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -83,11 +105,13 @@ def given_uid(value: Any) -> tuple[str | None, str | None]:
 
 def sample_row(source: str, key: str, image: bytes | None, caption: bytes | str | None, *,
                url: str | None = None, meta: dict[str, Any] | None = None,
-               check: str = "decode", problem: str | None = None, uid: str | None = None) -> dict:
+               checks: Checks = Checks(), problem: str | None = None, uid: str | None = None) -> dict:
     """A sample.v1 row; `problem` is a reason known before looking (e.g. truncated_tar); `uid`
-    replaces the uid made from source and key."""
-    info, image_problem = inspect_image(image, check) if problem is None else ({}, None)
-    text, caption_problem = clean_caption(caption)
+    replaces the uid made from source and key. An image over the byte limit is not kept."""
+    info, image_problem = inspect_image(image, checks) if problem is None else ({}, None)
+    if image_problem == "image_too_many_bytes":
+        image = None
+    text, caption_problem = clean_caption(caption, checks.max_caption_bytes)
     return {
         "uid": uid or make_uid(source, key),
         "key": key,

@@ -111,7 +111,7 @@ def _pipeline(tmp_path, inputs: str, run_dir, **params):
     config = load_pipeline(path)
     entry = config.stages[0]
     entry.stage = "ingest_urls"
-    entry.params.update({"timeout": 1, "max_bytes": 100_000, "min_image_size": 16, "thread_count": 8,
+    entry.params.update({"timeout": 1, "max_image_bytes": 100_000, "min_image_size": 16, "thread_count": 8,
                          "urls_per_shard": 5, **params})
     return config
 
@@ -154,7 +154,7 @@ def test_a_rerun_downloads_nothing_again(tmp_path, server):
 def test_resize_modes_go_through_img2dataset(tmp_path, server):
     _url_list(tmp_path, server)
     config = _pipeline(tmp_path, str(tmp_path / "urls.parquet"), tmp_path / "run", resize_mode="center_crop",
-                       image_size=24, timeout=0.5, max_bytes=None, min_image_size=0)
+                       image_size=24, timeout=0.5, min_image_size=0)
     run_pipeline(config)
     rows = pq.read_table(sorted((tmp_path / "run" / "ingest_urls").glob("*.parquet"))).to_pylist()
     resized = [row for row in rows if row["status"] == "success"]

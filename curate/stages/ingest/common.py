@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from curate.io.inputs import expand_inputs, shard_names
+from curate.io.samples import Checks
 from curate.stage import ShardSpec, SourceStage, StageParams
 
 
@@ -17,6 +18,16 @@ class IngestParams(StageParams):
     dataset: str | None = Field(None, description="prefix for source names (keeps uids of pools apart)")
     check_images: Literal["decode", "header"] = Field(
         "decode", description="decode: also decode pixels (catches truncated images); header: only read the header")
+    max_image_pixels: int = Field(Checks.max_pixels, ge=1, description="larger images (width x height, read "
+                                  "from the header) are dropped as image_too_large without being decoded")
+    max_image_bytes: int = Field(Checks.max_image_bytes, ge=1, description="larger encoded images are dropped "
+                                 "as image_too_many_bytes")
+    max_caption_bytes: int = Field(Checks.max_caption_bytes, ge=1, description="longer captions (UTF-8 bytes) "
+                                   "are dropped as caption_too_long")
+
+    def checks(self) -> Checks:
+        """What sample_row checks each item against."""
+        return Checks(self.check_images, self.max_image_pixels, self.max_image_bytes, self.max_caption_bytes)
 
     @field_validator("inputs", mode="before")
     @classmethod

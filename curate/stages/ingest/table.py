@@ -28,6 +28,9 @@ class TableParams(IngestParams):
         None, description="column of image paths or URLs (relative to the table's folder)")
     key_column: str | None = Field("key", description="unique key; without it, the row number in its file")
     url_column: str | None = "url"
+    image_url_schemes: list[str] = Field(["http", "https"], description="schemes an image path may name "
+                                         "(s3, gs, ...); add file to allow absolute paths and paths outside "
+                                         "the table's folder")
 
 
 @register
@@ -65,12 +68,15 @@ class IngestTable(FileSource):
         key = row.get(p.key_column) if p.key_column else None
         key = f"{index:09d}" if key is None else str(key)
         image = row.get(p.image_column) if p.image_column else None
+        problem = None
         if image is None and p.image_path_column and row.get(p.image_path_column):
-            image = read_bytes(_resolve(url, row[p.image_path_column]))
+            path = str(row[p.image_path_column])
+            problem = refused_path(path, p.image_url_schemes)
+            image = None if problem else read_bytes(_resolve(url, path))
         meta = {c: row[c] for c in extra if row[c] is not None}
         return sample_row(source, key, image, row.get(p.caption_column),
                           url=row.get(p.url_column) if p.url_column else None,
-                          meta=meta, check=p.check_images)
+                          meta=meta, checks=p.checks(), problem=problem)
 
 
 def read_table(url: str, caption_column: str, text_columns: tuple[str | None, ...],
@@ -125,6 +131,17 @@ def _captions_as_bytes(table: pa.Table, caption_column: str) -> pa.Table:
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
         table = table.set_column(index, caption_column, column.cast(pa.binary()))
     return table
+
+
+def refused_path(path: str, schemes: list[str]) -> str | None:
+    """Why an image path of a table row may not be read, or None: a URL of a scheme not allowed
+    (unsupported_url_scheme), or a local path that leaves the table's folder without the file
+    scheme allowed (path_outside_folder), so a table cannot make the run read any local file."""
+    scheme, found, _ = path.partition("://")
+    if found:
+        return None if scheme.lower() in schemes else "unsupported_url_scheme"
+    outside = posixpath.isabs(path) or posixpath.normpath(path).split("/")[0] == ".."
+    return "path_outside_folder" if outside and "file" not in schemes else None
 
 
 def _resolve(table_url: str, path: str) -> str:

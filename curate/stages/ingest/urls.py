@@ -47,7 +47,6 @@ class UrlParams(IngestParams):
     encode_format: Literal["jpg", "png", "webp"] = "jpg"
     min_image_size: int = Field(0, ge=0, description="smallest side, in pixels")
     max_image_area: float = Field(float("inf"), gt=0, description="width x height, in pixels")
-    max_bytes: int | None = Field(None, gt=0, description="largest stored image, in bytes")
 
 
 @register
@@ -143,7 +142,7 @@ class IngestUrls(SourceStage):
         result = result or {"status": "failed_to_download", "error_message": "no result from the downloader"}
         status, error = result["status"], result.get("error_message")
         sample = sample_row(source, key, result.get(p.encode_format), row.get(p.caption_column),
-                            url=row.get(p.url_column), meta=extra, check=p.check_images,
+                            url=row.get(p.url_column), meta=extra, checks=p.checks(),
                             problem=None if status == "success" else _reason(error))
         rejected = self._rejected(sample) if status == "success" else None
         if rejected:
@@ -153,11 +152,9 @@ class IngestUrls(SourceStage):
         return {**sample, "status": status, "download_error": error}
 
     def _rejected(self, sample: dict) -> str | None:
-        """curate's own checks of a downloaded image: not too many bytes, decodable, big enough."""
+        """curate's own checks of a downloaded image: within the limits, decodable, big enough."""
         p = self.params
-        if p.max_bytes is not None and len(sample["image"] or b"") > p.max_bytes:
-            return "image_too_many_bytes"
-        if sample["image_format"] is None:
+        if sample["image_format"] is None or sample["drop_reason"]:
             return sample["drop_reason"]
         if min(sample["width"], sample["height"]) < p.min_image_size:
             return "image_too_small"

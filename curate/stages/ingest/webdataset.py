@@ -40,6 +40,8 @@ class IngestWebDataset(FileSource):
             yield self._row(source, key, members, problem)
 
     def _row(self, source: str, key: str, members: dict[str, bytes], problem: str | None) -> dict:
+        if problem is None and _unsafe_name(key):
+            problem = "unsafe_member_name"  # never extracted, but a sign of a crafted archive
         image = next((members[ext] for ext in IMAGE_EXTENSIONS if ext in members), None)
         caption = next((members[ext] for ext in CAPTION_EXTENSIONS if ext in members), None)
         meta = _meta(members.get("json"))
@@ -49,7 +51,12 @@ class IngestWebDataset(FileSource):
             uid, uid_problem = given_uid(meta.get(self.params.uid_field))
             problem = problem or uid_problem
         return sample_row(source, key, image, caption, url=url, meta=meta or None,
-                          check=self.params.check_images, problem=problem, uid=uid)
+                          checks=self.params.checks(), problem=problem, uid=uid)
+
+
+def _unsafe_name(key: str) -> bool:
+    """An absolute member name, or one that climbs out of the archive with `..`."""
+    return key.startswith("/") or ".." in key.split("/")
 
 
 def _meta(raw: bytes | None) -> dict:
@@ -66,34 +73,45 @@ def grouped_members(url: str, warnings: list[str]) -> Iterator[tuple[str, dict, 
     """(key, {extension: bytes}, problem) for consecutive members sharing a key.
 
     When the archive ends early, the last sample may be missing members, so it is dropped as
-    truncated_tar too, and a warning says that what followed is lost.
+    truncated_tar too, and a warning says that what followed is lost. A sample holding the same
+    extension twice is dropped as duplicate_member (which of the two is meant is unknown). An
+    empty file holds no samples: a warning says so.
     """
     try:
         with fsspec.open(url, "rb") as handle:
             size = getattr(handle, "size", None)
+            if size == 0:
+                warnings.append(f"{url}: the file is empty; it holds no samples")
+                return
             stream = _open_tar(handle, url)
-            key, members, ended_early = None, {}, None
+            key, members, ended_early, repeated = None, {}, None, False
             for member_key, ext, data, cut in _members(stream):
                 if cut == "header":
                     ended_early = f"is cut inside a header after byte {stream.offset}"
                     break
                 if member_key != key and members:
-                    yield key, members, None
-                    members = {}
+                    yield key, members, "duplicate_member" if repeated else None
+                    members, repeated = {}, False
                 key = member_key
+                repeated = repeated or ext.lower() in members
                 members[ext.lower()] = data
                 if cut == "data":
                     ended_early = f"ends inside member {key}.{ext}"
                     break
             else:
-                if size is not None and size - stream.offset < _END_OF_ARCHIVE:
+                if size is not None and not _compressed(stream) and size - stream.offset < _END_OF_ARCHIVE:
                     ended_early = f"ends without its end-of-archive blocks after byte {stream.offset}"
             if ended_early:
                 warnings.append(f"{url}: tar {ended_early}; items after that point are lost")
             if members:
-                yield key, members, "truncated_tar" if ended_early else None
+                yield key, members, "truncated_tar" if ended_early else ("duplicate_member" if repeated else None)
     except OSError as error:
         raise InputError(f"cannot read {url}: {error}") from None
+
+
+def _compressed(stream: tarfile.TarFile) -> bool:
+    """A gzip/bz2/xz tar: its offsets count uncompressed bytes, not the file's."""
+    return getattr(stream.fileobj, "comptype", "tar") != "tar"
 
 
 def _open_tar(handle, url: str) -> tarfile.TarFile:

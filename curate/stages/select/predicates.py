@@ -81,10 +81,12 @@ class Select(ShardStage):
                                   f"not true/false; write a comparison")
 
     def process(self, batch: pa.RecordBatch) -> pa.Table:
-        """uid + drop_reason (the first failing filter's name, null when kept)."""
+        """uid + drop_reason (the first failing filter's name, null when kept). A NaN score is
+        missing, like a null one: it passes no filter (polars would order NaN above every number)."""
         reason = pl.lit(None, dtype=pl.String)
         for name, predicate in reversed(self.params.filters.items()):
             passes = pl.sql_expr(predicate).fill_null(False)
             reason = pl.when(passes).then(reason).otherwise(pl.lit(name))
-        frame = pl.from_arrow(batch).select("uid", reason.alias("drop_reason"))
+        frame = pl.from_arrow(batch).with_columns(pl.col(pl.Float32, pl.Float64).fill_nan(None))
+        frame = frame.select("uid", reason.alias("drop_reason"))
         return frame.to_arrow()
