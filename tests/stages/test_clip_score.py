@@ -91,3 +91,10 @@ def test_weights_that_do_not_fit_the_model(tmp_path, pool):
     torch.save({"visual.proj": torch.zeros(3)}, tmp_path / "wrong.pt")
     with pytest.raises(ConfigError, match="do not fit curate-tiny-vit"):
         _run(tmp_path, pool, [{"stage": "clip_score", "params": {"weights": str(tmp_path / "wrong.pt")}}])
+
+
+def test_a_cuda_scorer_reserves_a_gpu_so_that_ray_lets_it_see_one():
+    from curate.stages.score.clip_score import ClipScore, ClipScoreParams
+
+    assert ClipScore(ClipScoreParams(device="cuda")).resources.gpus == 1
+    assert ClipScore(ClipScoreParams(device="cpu")).resources.gpus == 0

@@ -35,7 +35,12 @@ class ClipScore(ShardStage):
     Params = ClipScoreParams
     output_schema = "clip_score.v1"
     input_columns = ("image", "caption")
-    resources = Resources(cpus=1)
+
+    @property
+    def resources(self) -> Resources:
+        """One CPU per task, and with `device: cuda` one GPU: Ray hides the GPUs from a task
+        that reserves none, so a GPU scorer must say it needs one."""
+        return Resources(cpus=1, gpus=1.0 if self.params.device == "cuda" else 0.0)
 
     @property
     def prefix(self) -> str:
