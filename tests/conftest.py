@@ -5,8 +5,12 @@ from __future__ import annotations
 import io
 import os
 import tarfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from PIL import Image
@@ -150,3 +154,70 @@ def small_run(tmp_path_factory) -> Path:
     config = report_pipeline(root / "pool", root / "run", metadata, samples_per_shard=100)
     run_pipeline(config, executor="local")
     return root / "run"
+
+
+SLOW_SECONDS = 3
+
+
+def _noisy_jpeg(side: int) -> bytes:
+    pixels = np.random.default_rng(side).integers(0, 255, (side, side, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=95)
+    return buffer.getvalue()
+
+
+ROUTES = {
+    "/page.html": (200, "text/html", b"<html><body>not an image</body></html>"),
+    "/corrupt.jpg": (200, "image/jpeg", b"\xff\xd8\xff\xe0" + b"\x13garbage" * 50),
+    "/big.jpg": (200, "image/jpeg", _noisy_jpeg(400)),
+    "/tiny.jpg": (200, "image/jpeg", jpeg_bytes(3, size=8)),
+    "/huge-garbage.jpg": (200, "image/jpeg", b"\x00garbage" * 30_000),
+}
+
+
+class PoolHandler(BaseHTTPRequestHandler):
+    """Images under /img/, ROUTES, a slow image and an endless redirect; records the paths asked for."""
+
+    hits: list[str] = []
+
+    def do_GET(self):  # noqa: N802 (the base class's name)
+        self.hits.append(self.path)
+        if self.path.startswith("/img/"):
+            index = int(self.path.split("/")[-1].split(".")[0])
+            body = jpeg_bytes(index) if self.path.endswith(".jpg") else png_bytes(index)
+            return self._send(200, "image/jpeg", body)
+        if self.path == "/slow.jpg":
+            time.sleep(SLOW_SECONDS)
+            return self._send(200, "image/jpeg", jpeg_bytes(1))
+        if self.path == "/loop.jpg":
+            self.send_response(302)
+            self.send_header("Location", "/loop.jpg")
+            self.end_headers()
+            return None
+        status, kind, body = ROUTES.get(self.path, (404, "text/plain", b"not found"))
+        return self._send(status, kind, body)
+
+    def _send(self, status: int, kind: str, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        try:
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="session")
+def server():
+    """A real HTTP server on 127.0.0.1 with images and every kind of bad answer (ROUTES, /img/N.jpg|png,
+    /slow.jpg, /loop.jpg); yields its base URL."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), PoolHandler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_port}"
+    httpd.shutdown()
+    httpd.server_close()

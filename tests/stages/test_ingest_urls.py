@@ -3,86 +3,18 @@ The counts add up: urls = downloaded + failed by reason."""
 
 from __future__ import annotations
 
-import io
 import math
 from collections import Counter
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from PIL import Image
 
 from curate import InputError, load_pipeline, run_pipeline
 from curate.config import ServeConfig
 from curate.io.serve import free_port
-from conftest import jpeg_bytes, output_files, png_bytes, write_pipeline
-
-SLOW_SECONDS = 3
-
-
-def _noisy_jpeg(side: int) -> bytes:
-    pixels = np.random.default_rng(side).integers(0, 255, (side, side, 3), dtype=np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "JPEG", quality=95)
-    return buffer.getvalue()
-
-
-ROUTES = {
-    "/page.html": (200, "text/html", b"<html><body>not an image</body></html>"),
-    "/corrupt.jpg": (200, "image/jpeg", b"\xff\xd8\xff\xe0" + b"\x13garbage" * 50),
-    "/big.jpg": (200, "image/jpeg", _noisy_jpeg(400)),
-    "/tiny.jpg": (200, "image/jpeg", jpeg_bytes(3, size=8)),
-    "/huge-garbage.jpg": (200, "image/jpeg", b"\x00garbage" * 30_000),
-}
-
-
-class _Handler(BaseHTTPRequestHandler):
-    hits: list[str] = []
-
-    def do_GET(self):  # noqa: N802 (the base class's name)
-        self.hits.append(self.path)
-        if self.path.startswith("/img/"):
-            index = int(self.path.split("/")[-1].split(".")[0])
-            body = jpeg_bytes(index) if self.path.endswith(".jpg") else png_bytes(index)
-            return self._send(200, "image/jpeg", body)
-        if self.path == "/slow.jpg":
-            time.sleep(SLOW_SECONDS)
-            return self._send(200, "image/jpeg", jpeg_bytes(1))
-        if self.path == "/loop.jpg":
-            self.send_response(302)
-            self.send_header("Location", "/loop.jpg")
-            self.end_headers()
-            return None
-        status, kind, body = ROUTES.get(self.path, (404, "text/plain", b"not found"))
-        return self._send(status, kind, body)
-
-    def _send(self, status: int, kind: str, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        try:
-            self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture(scope="module")
-def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    httpd.server_close()
-
+from conftest import SLOW_SECONDS, PoolHandler, jpeg_bytes, output_files, png_bytes, write_pipeline
 
 def _url_list(tmp_path, base: str) -> tuple[list[str], dict[str, str]]:
     """A URL list; returns the urls and the expected drop reason per key (None: downloaded)."""
@@ -144,9 +76,9 @@ def test_a_rerun_downloads_nothing_again(tmp_path, server):
     config = _pipeline(tmp_path, str(tmp_path / "urls.parquet"), tmp_path / "run", timeout=0.5)
     run_pipeline(config)
     before = output_files(tmp_path / "run")
-    _Handler.hits.clear()
+    PoolHandler.hits.clear()
     summary = run_pipeline(config)
-    assert _Handler.hits == []
+    assert PoolHandler.hits == []
     assert summary["stages"][0]["reused"] == summary["stages"][0]["shards"] == math.ceil(len(urls) / 5)
     assert output_files(tmp_path / "run") == before
 
