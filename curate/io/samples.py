@@ -43,7 +43,7 @@ def clean_caption(raw: bytes | str | None, max_bytes: int = Checks.max_caption_b
     problems (an overlong one is not kept: it is no caption, and would bloat every sidecar)."""
     if raw is None:
         return None, "missing_caption"
-    if len(raw) > max_bytes and len(raw.encode() if isinstance(raw, str) else raw) > max_bytes:
+    if len(raw if isinstance(raw, bytes) else raw.encode()) > max_bytes:
         return None, "caption_too_long"
     if isinstance(raw, bytes):
         try:
