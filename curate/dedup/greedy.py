@@ -70,3 +70,56 @@ def _groups(rank: np.ndarray, duplicate_of: np.ndarray) -> np.ndarray:
     in_group = removed.copy()
     in_group[root[removed]] = True
     return np.where(in_group, rank[root], -1)
+
+
+def remove_within_groups(embeddings: np.ndarray, groups: np.ndarray, rank: np.ndarray, threshold: float,
+                         block: int = 1024, chunk: int = 16384) -> Removals:
+    """Rule "kept" without listing the similar pairs: within each group (a k-means cluster),
+    items are visited in keep order, a block at a time, and compared only with the items kept
+    so far. An item whose most similar kept item is above `threshold` is removed as its
+    duplicate. The same removals as `remove(..., rule="kept")` on every pair of a group, but
+    memory grows with a block times the kept items of a group, not with the similar pairs:
+    those are quadratic in a group of copies (50,000 copies: over a billion pairs)."""
+    duplicate_of = np.full(len(rank), -1, np.int64)
+    similarity = np.full(len(rank), np.nan, np.float32)
+    order = np.lexsort((rank, groups))
+    bounds = np.flatnonzero(np.r_[True, groups[order][1:] != groups[order][:-1], True])
+    for start, end in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        kept = np.zeros(0, np.int64)
+        for first in range(start, end, block):
+            items = order[first:min(first + block, end)]
+            best_sim, best = _most_similar(embeddings, items, kept, chunk)
+            kept = np.r_[kept, _visit_block(embeddings, items, best_sim, best, threshold, duplicate_of, similarity)]
+    return Removals(duplicate_of >= 0, duplicate_of, similarity, _groups(rank, duplicate_of))
+
+
+def _most_similar(embeddings: np.ndarray, items: np.ndarray, kept: np.ndarray, chunk: int):
+    """For each item, its highest similarity to a kept item and that item (-inf, -1: none)."""
+    best_sim, best = np.full(len(items), -np.inf, np.float32), np.full(len(items), -1, np.int64)
+    for at in range(0, len(kept), chunk):
+        part = kept[at:at + chunk]
+        sims = embeddings[items] @ embeddings[part].T
+        column = sims.argmax(axis=1)
+        value = sims[np.arange(len(items)), column]
+        better = value > best_sim
+        best_sim[better], best[better] = value[better], part[column[better]]
+    return best_sim, best
+
+
+def _visit_block(embeddings, items, best_sim, best, threshold, duplicate_of, similarity) -> np.ndarray:
+    """Visit a block's items in order against the kept items before it and those of the block
+    kept so far; record removals; return the items of the block that are kept."""
+    within = embeddings[items] @ embeddings[items].T
+    kept_here: list[int] = []
+    for i in range(len(items)):
+        sim, of = best_sim[i], best[i]
+        if kept_here:
+            row = within[i, kept_here]
+            j = int(row.argmax())
+            if row[j] > sim:
+                sim, of = row[j], items[kept_here[j]]
+        if sim > threshold:
+            duplicate_of[items[i]], similarity[items[i]] = of, sim
+        else:
+            kept_here.append(i)
+    return items[kept_here]

@@ -10,7 +10,7 @@ import pytest
 
 from curate.bench.dedup import quality, write_pool
 from curate.dedup.embeddings import decode, encode
-from curate.dedup.greedy import remove
+from curate.dedup.greedy import remove, remove_within_groups
 from curate.dedup.keep import keep_order
 from curate.dedup.search import IndexChoice, choose_index, similar_pairs
 from curate.dedup.kmeans import nearest, train_centroids
@@ -121,3 +121,21 @@ def test_each_method_at_its_default_threshold_on_planted_clip_like_embeddings(pl
     assert scores["recall_reencoded"] >= 0.95 and scores["recall_resized"] >= 0.95
     assert scores["recall_jittered"] >= 0.8  # 0.96 +- 0.01 against a 0.95 threshold
     assert details["removed"] == table.num_rows - table.column("duplicate_of").null_count
+
+
+@pytest.mark.parametrize("block", [1, 7, 1024])
+def test_comparing_with_kept_items_only_removes_what_the_kept_rule_removes_on_all_pairs(block):
+    rng = np.random.default_rng(3)
+    originals = unit_rows(60, 16, seed=4)
+    copies = originals[rng.integers(0, 60, 400)] + rng.normal(0, 0.03, (400, 16)).astype(np.float32)
+    x = np.vstack([originals, copies / np.linalg.norm(copies, axis=1, keepdims=True)]).astype(np.float32)
+    groups = rng.integers(0, 3, len(x)).astype(np.int32)
+    rank = rng.permutation(len(x))
+    a, b, sim = pairs_within_clusters(x, groups, 0.95)
+    expected = remove(rank, a, b, sim, "kept")
+    found = remove_within_groups(x, groups, rank, 0.95, block=block, chunk=5)
+    assert expected.removed.sum() > 100
+    assert np.array_equal(found.removed, expected.removed)
+    assert np.array_equal(found.duplicate_of, expected.duplicate_of)
+    assert np.array_equal(found.group, expected.group)
+    np.testing.assert_allclose(found.similarity, expected.similarity, rtol=1e-6)

@@ -12,7 +12,7 @@ import polars as pl
 import pyarrow as pa
 from pydantic import Field
 
-from curate.dedup.greedy import remove
+from curate.dedup.greedy import remove, remove_within_groups
 from curate.dedup.keep import keep_order
 from curate.dedup.kmeans import nearest, train_centroids
 from curate.dedup.semantic import pairs_within_clusters
@@ -67,12 +67,17 @@ class SemDedup(DuplicateStage):
         if params.keep_by == CENTROID_DISTANCE:
             priority = 1.0 - to_centroid.astype(np.float64)
             priority = priority if params.prefer == "highest" else -priority
-        with self.phase("pairs"):
-            a, b, sim = pairs_within_clusters(embeddings, clusters, 1.0 - params.eps)
-        with self.phase("keep"):
-            removals = remove(keep_order(pl.Series(uids), priority), a, b, sim, params.rule)
+        rank, pairs = keep_order(pl.Series(uids), priority), {}
+        if params.rule == "kept":  # compared with kept items only: memory does not grow with the copies
+            with self.phase("keep"):
+                removals = remove_within_groups(embeddings, clusters, rank, 1.0 - params.eps)
+        else:
+            with self.phase("pairs"):
+                a, b, sim = pairs_within_clusters(embeddings, clusters, 1.0 - params.eps)
+            with self.phase("keep"):
+                removals, pairs = remove(rank, a, b, sim, params.rule), {"pairs": int(len(a))}
         sizes = np.bincount(clusters)
-        details = group_details(removals, len(uids)) | {
-            "pairs": int(len(a)), "clusters": len(centroids), "largest_cluster": int(sizes.max(initial=0)),
+        details = group_details(removals, len(uids)) | pairs | {
+            "clusters": len(centroids), "largest_cluster": int(sizes.max(initial=0)),
             "trained_on": int(min(len(uids), max(params.train_size, k)))}
         return duplicates_table(uids, removals, cluster=clusters), details
