@@ -671,8 +671,7 @@ def bench_scale(
                 results.append(time_scale_run(config, workers or default_workers()))
         except CurateError as error:
             _fail(error)
-        console.print(f"{n:,} samples: {results[-1].seconds:.1f} s", highlight=False)
-    console.print(_scale_tables(results))
+        console.print(_scale_tables(results))  # after each size, so a later failure loses nothing
 
 
 def _scale_tables(results) -> Table:

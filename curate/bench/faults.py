@@ -185,8 +185,8 @@ def run_trial(trial: Trial, pipeline: Path, run_dir: Path, workers: int, referen
     process, started = None, 0.0
     for fault in sorted(trial.faults, key=lambda f: f.at):
         if process is None or process.poll() is not None:
-            if process is not None and process.returncode != 0:
-                trial.problem = f"a run failed after a worker was killed: {_tail(process)}"
+            if process is not None and process.returncode not in (0, -signal.SIGKILL):
+                trial.problem = f"a run failed under its faults: {_tail(process)}"
                 return trial
             process, started = start_run(pipeline, run_dir, trial.executor, workers), time.monotonic()
             trial.runs += 1

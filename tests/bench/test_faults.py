@@ -20,16 +20,17 @@ def bench(tmp_path_factory) -> faults.FaultBench:
     return faults.prepare(work, work / "pool", ["local", "ray"], workers=2, samples_per_shard=50)
 
 
-@pytest.mark.parametrize("executor, target, moment", [("local", "driver", 0.6), ("ray", "worker", 0.5),
-                                                      ("ray", "driver", 0.8)])
-def test_a_killed_run_resumes_to_the_uninterrupted_result(bench, tmp_path, executor, target, moment):
-    fault = faults.Fault(target, moment * bench.durations[executor])
-    trial = faults.run_trial(faults.Trial(0, executor, [fault]), bench.pipeline, tmp_path / "run", 2,
+@pytest.mark.parametrize("executor, targets, moment", [("local", ["driver", "driver"], 0.3), ("ray", ["worker"], 0.5),
+                                                       ("ray", ["driver"], 0.8)])
+def test_a_killed_run_resumes_to_the_uninterrupted_result(bench, tmp_path, executor, targets, moment):
+    planned = [faults.Fault(target, moment * bench.durations[executor]) for target in targets]
+    trial = faults.run_trial(faults.Trial(0, executor, planned), bench.pipeline, tmp_path / "run", 2,
                              bench.reference, bench.stage_ids)
     assert trial.ok, trial.problem
-    assert fault.hit and fault.stage in bench.stage_ids, fault
-    assert fault.leaked == 0
-    assert trial.runs == (2 if target == "driver" else 1)
+    for fault in planned:
+        assert fault.hit and fault.stage in bench.stage_ids, fault
+        assert fault.leaked == 0
+    assert trial.runs == 1 + targets.count("driver")
 
 
 def test_the_reference_covers_every_stage_and_agrees_across_executors(bench):
