@@ -51,8 +51,8 @@ class RayExecutor(Executor):
     def __enter__(self) -> "RayExecutor":
         if not ray.is_initialized():
             local = self.address is None
-            ray.init(
-                address=self.address,
+            ray.init(  # "local": a private instance, even where `ray start` runs a cluster on this machine
+                address=self.address or "local",
                 num_cpus=(self.workers or os.cpu_count()) if local else None,
                 include_dashboard=False,
                 logging_level="warning",
