@@ -174,6 +174,7 @@ class PipelineRun:
             for index, stage in enumerate(self.stages):
                 self.reports.append(self._run_stage(index, stage))
         helpers.unlink(missing_ok=True)
+        self.run.remove_temporaries()  # those of tasks whose worker died and that Ray ran again
         sink = self.sink_result
         return finalize_run(self.run, self.config.name, [s.id for s in self.stages if s.decides],
                             self.shards, self.reports, sink and sink.uids, sink and sink.summary)
