@@ -600,10 +600,6 @@ def bench_dedup(
         params = {"clusters": clusters} if method == "semdedup" else {}
         with console.status(f"{method} on {n:,} embeddings"):
             results.append(bench.run_method(method, pool, work_dir / f"dedup-{method}-{n}", params))
-    table = Table(title=f"deduplication of {n:,} planted 512-d embeddings")
-    table.add_column("")
-    for result in results:
-        table.add_column(result["method"], justify="right")
     rows = {"seconds": [f"{r['seconds']:.1f}" for r in results]}
     for phase in dict.fromkeys(name for r in results for name in r["phases"]):
         rows[f"  {phase} s"] = [f"{r['phases'][phase]:.1f}" if phase in r["phases"] else "" for r in results]
@@ -611,9 +607,8 @@ def bench_dedup(
     rows["removed"] = [f"{r['details']['removed']:,}" for r in results]
     for key in ("precision", "recall", *(f"recall_{kind}" for kind in bench.COPY_KINDS)):
         rows[key.replace("_", " of ")] = [f"{r[key]:.4f}" for r in results]
-    for name, values in rows.items():
-        table.add_row(name, *values)
-    console.print(table)
+    console.print(_figures_table(f"deduplication of {n:,} planted 512-d embeddings",
+                                 [r["method"] for r in results], rows))
 
 
 @bench_app.command("faults")
@@ -676,10 +671,6 @@ def bench_scale(
 
 def _scale_tables(results) -> Table:
     base = results[0].core_ms_per_sample
-    table = Table(title=f"quickstart pipeline on Ray, {results[0].workers} workers")
-    table.add_column("")
-    for result in results:
-        table.add_column(f"{result.samples:,}", justify="right")
     rows = {"curated": [f"{r.curated:,}" for r in results], "seconds": [f"{r.seconds:,.1f}" for r in results],
             "core ms / sample": [f"{r.core_ms_per_sample:.3f}" for r in results],
             "vs smallest pool": [f"{r.core_ms_per_sample / base:.2f}x" for r in results],
@@ -688,6 +679,16 @@ def _scale_tables(results) -> Table:
             "all processes peak MiB": [f"{r.tree_peak_mib:,.0f}" for r in results]}
     for stage in results[0].stage_seconds:
         rows[f"  {stage} s"] = [f"{r.stage_seconds[stage]:,.1f}" for r in results]
+    return _figures_table(f"quickstart pipeline on Ray, {results[0].workers} workers",
+                          [f"{r.samples:,}" for r in results], rows)
+
+
+def _figures_table(title: str, columns: list[str], rows: dict[str, list[str]]) -> Table:
+    """One column per run (right-aligned), one row per figure."""
+    table = Table(title=title)
+    table.add_column("")
+    for column in columns:
+        table.add_column(column, justify="right")
     for name, values in rows.items():
         table.add_row(name, *values)
     return table

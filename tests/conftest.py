@@ -79,13 +79,11 @@ def write_pipeline(path: Path, inputs: str, run_dir: Path, *, stages: list[dict]
     return path
 
 
-def output_files(run_dir: Path) -> dict[str, bytes]:
-    """Every data output of a run (Parquet, tars, subset, sizes), by relative path."""
-    found = {}
-    for path in sorted(run_dir.rglob("*")):
-        if path.suffix in (".parquet", ".tar", ".npy") or path.name == "sizes.json":
-            found[str(path.relative_to(run_dir))] = path.read_bytes()
-    return found
+def output_files(run_dir: Path) -> dict[str, str]:
+    """Every data output of a run (Parquet, tars, subset, sizes), by relative path: its sha256."""
+    from curate.bench.faults import output_digests
+
+    return output_digests(run_dir)
 
 
 def ingest_export_config(run_dir: Path, source: str, ingest: dict, middle: list[dict] | None = None,

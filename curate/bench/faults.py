@@ -10,6 +10,7 @@ the run goes on). A trial holds one to three faults, then runs to the end withou
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -17,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,9 +89,10 @@ class Trial:
 
 
 def output_digests(run_dir: Path) -> dict[str, str]:
-    """sha256 of every data file of a run (Parquet, tars, embeddings), by relative path."""
+    """sha256 of every data file of a run (Parquet, tars, embeddings, the export's sizes.json),
+    by relative path."""
     return {str(path.relative_to(run_dir)): file_sha256(path) for path in sorted(run_dir.rglob("*"))
-            if path.suffix in _DATA_SUFFIXES and not path.name.startswith(".")}
+            if (path.suffix in _DATA_SUFFIXES or path.name == "sizes.json") and not path.name.startswith(".")}
 
 
 def uid_problem(run_dir: Path, ingest: str, sink: str) -> str | None:
@@ -170,10 +173,8 @@ def _reap(family: list[psutil.Process], grace: float = 5.0) -> int:
     those are killed."""
     _, alive = psutil.wait_procs(family, timeout=grace)
     for leftover in alive:
-        try:
+        with suppress(psutil.Error):
             leftover.kill()
-        except psutil.Error:
-            pass
     return len(alive)
 
 
@@ -264,8 +265,6 @@ class FaultBench:
 def prepare(work_dir: Path, pool: Path, executors: list[str], workers: int, samples_per_shard: int) -> FaultBench:
     """Write the metadata and the pipeline, and run it once uninterrupted on each executor; the
     runs must agree (same outputs on every executor), and give the reference and durations."""
-    import json
-
     metadata = work_dir / "metadata.json"
     metadata.write_text(json.dumps(fault_metadata()))
     config = fault_pipeline(pool, work_dir / "reference", metadata, samples_per_shard)

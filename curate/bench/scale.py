@@ -1,7 +1,7 @@
 """`curate bench scale`: the quickstart pipeline (its DFN, a tiny CLIP, scoring the images) on
 generated pools of growing size on the Ray executor: seconds per stage, peak memory of the driver
-and of the largest worker, and the cost per sample, to show that cost grows linearly with the
-pool and that the driver's memory does not grow with it."""
+and of the largest worker, and the cost per sample: whether cost grows linearly with the pool,
+and whether the driver's memory grows with it."""
 
 from __future__ import annotations
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import psutil
 
+from curate.run import write_json_atomic
+
 
 def record_processes(path: Path, processes: list[psutil.Process]) -> None:
     """Write (pid, start time) of each process, or remove the record when there are none."""
@@ -19,7 +21,7 @@ def record_processes(path: Path, processes: list[psutil.Process]) -> None:
         except psutil.Error:
             continue
     if entries:
-        path.write_text(json.dumps(entries))
+        write_json_atomic(path, entries)
     else:
         path.unlink(missing_ok=True)
 

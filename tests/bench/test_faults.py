@@ -20,7 +20,7 @@ def bench(tmp_path_factory) -> faults.FaultBench:
     return faults.prepare(work, work / "pool", ["local", "ray"], workers=2, samples_per_shard=50)
 
 
-@pytest.mark.parametrize("executor, targets, moment", [("local", ["driver", "driver"], 0.3), ("ray", ["worker"], 0.5),
+@pytest.mark.parametrize("executor, targets, moment", [("local", ["driver", "driver"], 0.45), ("ray", ["worker"], 0.5),
                                                        ("ray", ["driver"], 0.8)])
 def test_a_killed_run_resumes_to_the_uninterrupted_result(bench, tmp_path, executor, targets, moment):
     planned = [faults.Fault(target, moment * bench.durations[executor]) for target in targets]

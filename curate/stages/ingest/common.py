@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -25,8 +26,9 @@ class IngestParams(StageParams):
     max_caption_bytes: int = Field(Checks.max_caption_bytes, ge=1, description="longer captions (UTF-8 bytes) "
                                    "are dropped as caption_too_long")
 
+    @cached_property
     def checks(self) -> Checks:
-        """What sample_row checks each item against."""
+        """What sample_row checks each item against (built once, used for every item)."""
         return Checks(self.check_images, self.max_image_pixels, self.max_image_bytes, self.max_caption_bytes)
 
     @field_validator("inputs", mode="before")

@@ -69,5 +69,5 @@ class IngestFolder(SourceStage):
         for source, key, image_url, caption_url, _ in spec.location:
             image = read_bytes(image_url)
             caption = read_bytes(caption_url) if caption_url else None
-            yield sample_row(source, key, image, caption, checks=self.params.checks())
+            yield sample_row(source, key, image, caption, checks=self.params.checks)
 

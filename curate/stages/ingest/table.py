@@ -76,7 +76,7 @@ class IngestTable(FileSource):
         meta = {c: row[c] for c in extra if row[c] is not None}
         return sample_row(source, key, image, row.get(p.caption_column),
                           url=row.get(p.url_column) if p.url_column else None,
-                          meta=meta, checks=p.checks(), problem=problem)
+                          meta=meta, checks=p.checks, problem=problem)
 
 
 def read_table(url: str, caption_column: str, text_columns: tuple[str | None, ...],

@@ -142,7 +142,7 @@ class IngestUrls(SourceStage):
         result = result or {"status": "failed_to_download", "error_message": "no result from the downloader"}
         status, error = result["status"], result.get("error_message")
         sample = sample_row(source, key, result.get(p.encode_format), row.get(p.caption_column),
-                            url=row.get(p.url_column), meta=extra, checks=p.checks(),
+                            url=row.get(p.url_column), meta=extra, checks=p.checks,
                             problem=None if status == "success" else _reason(error))
         rejected = self._rejected(sample) if status == "success" else None
         if rejected:

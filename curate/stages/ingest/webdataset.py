@@ -51,7 +51,7 @@ class IngestWebDataset(FileSource):
             uid, uid_problem = given_uid(meta.get(self.params.uid_field))
             problem = problem or uid_problem
         return sample_row(source, key, image, caption, url=url, meta=meta or None,
-                          checks=self.params.checks(), problem=problem, uid=uid)
+                          checks=self.params.checks, problem=problem, uid=uid)
 
 
 def _unsafe_name(key: str) -> bool:
