@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -13,6 +14,7 @@ from curate.errors import InvariantError
 from curate.io.subset import first_repeat, u8u8_to_uids, uids_to_u8u8
 from curate.run import RunDir, write_json_atomic
 from curate.schema import load_schema
+from curate.stage import SinkStage
 from curate.versions import package_versions
 from curate.view import first_reason
 
@@ -80,13 +82,16 @@ def check_invariant(ingested: np.ndarray, curated: np.ndarray, dropped: np.ndarr
 
 
 def finalize_run(run: RunDir, name: str, deciders: list[str], shards: list[str], reports: list,
-                 sink_uids: np.ndarray | None, sink_summary: dict | None) -> dict:
-    """Write dropped.parquet and summary.json after checking the invariant; return the summary.
+                 sink: tuple[SinkStage, Any] | None) -> dict:
+    """Finalize the sink (its stage and state), if any; write dropped.parquet and summary.json
+    after checking the invariant; return the summary. It holds 16 bytes a sample: the pipeline
+    runs it as a task of the executor.
 
     The curated set is what the sink wrote when there is one, else every sample still kept.
     """
+    written = sink[0].finalize(sink[1], run.stage_dir(sink[0].id)) if sink else None
     uids = write_dropped(run, deciders, shards)
-    curated = uids.kept if sink_uids is None else sink_uids
+    curated = uids.kept if written is None else written.uids
     check_invariant(uids.ingested, curated, uids.dropped)
     summary = {
         "run_dir": str(run.root),
@@ -96,7 +101,7 @@ def finalize_run(run: RunDir, name: str, deciders: list[str], shards: list[str],
         "dropped": len(uids.dropped),
         "dropped_by_reason": dict(sorted(uids.reasons.items())),
         "stages": [_report_dict(report) for report in reports],
-        "outputs": {"dropped": str(run.root / "dropped.parquet"), **(sink_summary or {})},
+        "outputs": {"dropped": str(run.root / "dropped.parquet"), **(written.summary if written else {})},
         "versions": package_versions(),
     }
     write_json_atomic(run.root / "summary.json", summary)

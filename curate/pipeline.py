@@ -20,7 +20,7 @@ from curate.finalize import finalize_run
 from curate.io.serve import serve_folder
 from curate.progress import NullProgress, Progress
 from curate.run import RunDir, is_committed, stable_hash, write_atomic
-from curate.stage import Collected, GlobalStage, ShardStage, SinkStage, SourceStage, Stage
+from curate.stage import TIMINGS, Collected, GlobalStage, ShardStage, SinkStage, SourceStage, Stage
 from curate.tasks import ApplyTask, CollectTask, ShardTask, SinkTask, SourceTask
 from curate.view import UpstreamStage, plan_view
 
@@ -142,7 +142,7 @@ class PipelineRun:
         self.shards: list[str] = []
         self.digests: dict[str, dict[str, str]] = {}
         self.reports: list[StageReport] = []
-        self.sink_result = None
+        self.sink: tuple[SinkStage, object] | None = None
 
     def execute(self) -> dict:
         """Run every stage, then finalize and check the invariant; return the summary.
@@ -173,11 +173,12 @@ class PipelineRun:
             record_processes(helpers, self.executor.helper_processes())
             for index, stage in enumerate(self.stages):
                 self.reports.append(self._run_stage(index, stage))
+            self.run.remove_temporaries()  # those of tasks whose worker died and that Ray ran again
+            deciders = [s.id for s in self.stages if s.decides]
+            summary = self.executor.call(finalize_run, self.run, self.config.name, deciders, self.shards,
+                                         self.reports, self.sink)
         helpers.unlink(missing_ok=True)
-        self.run.remove_temporaries()  # those of tasks whose worker died and that Ray ran again
-        sink = self.sink_result
-        return finalize_run(self.run, self.config.name, [s.id for s in self.stages if s.decides],
-                            self.shards, self.reports, sink and sink.uids, sink and sink.summary)
+        return summary
 
     def _run_stage(self, index: int, stage: Stage) -> StageReport:
         report = StageReport(stage.id, stage.name)
@@ -189,7 +190,7 @@ class PipelineRun:
         elif isinstance(stage, GlobalStage):
             state = self._collect_reduce(stage, index)
             plan = self._plan(stage, index)
-            self._run_tasks(stage, index, report, ApplyTask, plan=plan, shared=state, salt=stable_hash(state))
+            self._run_tasks(stage, index, report, ApplyTask, plan=plan, shared=state, salt=state_digest(state))
             outputs = {shard: self.run.output_path(stage.id, shard) for shard in self.shards}
             report.details = stage.finish(state, self.run.stage_dir(stage.id), plan, outputs)
         elif isinstance(stage, SinkStage):
@@ -261,7 +262,7 @@ class PipelineRun:
         return ordered
 
     def _collect_reduce(self, stage, index: int):
-        """Collect per shard (cached by marker), then reduce on the driver."""
+        """Collect per shard (cached by marker), then reduce in one task of the executor."""
         plan = self._plan(stage, index, collect=True)
         todo = {
             shard: CollectTask(str(self.run.root), shard, self.hashes[index],
@@ -271,13 +272,14 @@ class PipelineRun:
         markers = self._execute(stage, index, StageReport(stage.id, stage.name), todo, phase="_collect")
         key = stable_hash([self.hashes[index], [markers[shard]["output_sha256"] for shard in self.shards]])
         paths = {shard: self.run.collect_path(stage.id, shard) for shard in self.shards}
-        return stage.reduce(Collected(paths, self.run.stage_dir(stage.id) / "report", key))
+        collected = Collected(paths, self.run.stage_dir(stage.id) / "report", key)
+        return self.executor.call(stage.reduce, collected, resources=stage.resources)
 
     def _run_sink(self, stage: SinkStage, index: int, report: StageReport) -> None:
         state = self._collect_reduce(stage, index)
         units = stage.units(state)
         self._record(stage, index, units)
-        salt = stable_hash([state, [self._fingerprint(index, shard) for shard in self.shards]])
+        salt = stable_hash([state_digest(state), [self._fingerprint(index, shard) for shard in self.shards]])
         plan = self._plan(stage, index)
         todo = {
             unit: SinkTask(str(self.run.root), unit, self.hashes[index], salt, plan)
@@ -285,7 +287,15 @@ class PipelineRun:
         }
         self._execute(stage, index, report, todo, shared=state)
         report.alive_in = report.rows
-        self.sink_result = stage.finalize(state, self.run.stage_dir(stage.id))
+        self.sink = (stage, state)  # finalized with the run
+
+
+def state_digest(state) -> str:
+    """The digest of a reduce's state that the apply phase's fingerprint takes: all of it but
+    its timings."""
+    if isinstance(state, dict):
+        state = {key: value for key, value in state.items() if key != TIMINGS}
+    return stable_hash(state)
 
 
 def run_pipeline(config: PipelineConfig, *, executor: str | None = None, workers: int | None = None,

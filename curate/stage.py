@@ -5,8 +5,8 @@ Four kinds of stage:
 - SourceStage: lists input shards on the driver and reads each into sample.v1 rows.
 - ShardStage: `process(batch) -> batch` over Arrow record batches of one shard; it keeps every
   row, in order, and adds columns (scorers) or a drop_reason (filters).
-- GlobalStage: `collect(view) -> small table` per shard, `reduce(tables) -> state` on the
-  driver, `apply(view, state) -> table` per shard. Counts are global.
+- GlobalStage: `collect(view) -> small table` per shard, `reduce(tables) -> state` once, in
+  a task of its own, `apply(view, state) -> table` per shard. Counts are global.
 - SinkStage: like a global stage, but its apply phase writes files (one unit per output shard)
   and `finalize` writes run-level files once all units are committed.
 """
@@ -171,8 +171,11 @@ class Collected(Mapping):
         return pq.read_metadata(self.paths[shard]).num_rows
 
 
+TIMINGS = "seconds"  # the key of a reduce state's timings (see ReducingStage.reduce)
+
+
 class ReducingStage(Stage):
-    """Common part of global and sink stages: collect per shard, reduce on the driver."""
+    """Common part of global and sink stages: collect per shard, reduce once."""
 
     collect_columns: ClassVar[tuple[str, ...] | None] = None
 
@@ -187,13 +190,15 @@ class ReducingStage(Stage):
 
     @abstractmethod
     def reduce(self, collected: Collected) -> Any:
-        """Combine the per-shard summaries (shard -> table, in shard order) into a JSON-able
-        state on the driver."""
+        """Combine the per-shard summaries (shard -> table, in shard order) into a small
+        JSON-able state. Runs once, on a worker (a task of its own), so what it gathers does not
+        stay in the driver's memory. A dict state may carry `seconds` (TIMINGS): figures for the
+        run summary, left out of the apply phase's fingerprint since they change from run to run."""
         ...
 
 
 class GlobalStage(ReducingStage):
-    """collect per shard -> reduce on the driver -> apply per shard."""
+    """collect per shard -> reduce once -> apply per shard."""
 
     @abstractmethod
     def apply(self, view: pa.Table, state: Any) -> pa.Table:

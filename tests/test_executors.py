@@ -11,7 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from curate import CurateError, Resources, ShardStage, StageParams, load_pipeline, register, run_pipeline
+from curate import (CurateError, GlobalStage, Resources, ShardStage, StageParams, load_pipeline, register,
+                    run_pipeline)
 from conftest import output_files, write_pipeline, write_pool
 
 
@@ -129,3 +130,36 @@ def test_setup_runs_once_per_worker(tmp_path, executor, request):
     assert sorted(setups) == sorted(set(setups)), "a worker set the stage up twice"
     assert set(setups) == batches
     assert len(setups) in (range(1, 2) if executor == "local" else range(1, 3))
+
+
+@register
+class _ReduceProbe(GlobalStage):
+    """Keeps everything; its reduce says which process ran it."""
+
+    name = "test_reduce_probe"
+    output_schema = "decision.v1"
+    input_columns = ()
+
+    def collect(self, view):
+        return pa.table({"rows": [view.num_rows]})
+
+    def reduce(self, collected):
+        return {"pid": os.getpid(), "rows": sum(t.column("rows")[0].as_py() for t in collected.values())}
+
+    def apply(self, view, state):
+        return pa.table({"uid": view.column("uid"), "drop_reason": pa.nulls(view.num_rows, pa.string())})
+
+    def finish(self, state, stage_dir, view, outputs):
+        return state
+
+
+@pytest.mark.parametrize("executor", ["local", "ray"])
+def test_a_global_stage_reduces_on_a_worker_not_on_the_driver(tmp_path, pool, executor, request):
+    if executor == "ray":
+        request.getfixturevalue("ray_session")
+    pipeline = write_pipeline(tmp_path / "p.yaml", str(pool / "*.tar"), tmp_path / "run",
+                              stages=[{"stage": "test_reduce_probe"}])
+    summary = run_pipeline(load_pipeline(pipeline), executor=executor, workers=2)
+    details = next(s for s in summary["stages"] if s["stage_id"] == "test_reduce_probe")["details"]
+    assert details["rows"] == 120
+    assert (details["pid"] == os.getpid()) == (executor == "local")

@@ -32,7 +32,7 @@ from curate.run import file_sha256
 _COLOURS = ("red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black", "white", "gray")
 _SHAPES = ("circle", "square", "triangle", "star", "ring")
 _DATA_SUFFIXES = (".parquet", ".tar", ".npy")
-_TASK_TITLE = "ray::_run"
+_TASK_TITLES = ("ray::_run", "ray::_call")  # shard tasks; a reduce or the final check
 _RESUMES = 3  # runs without a fault allowed after the last one before a trial counts as failed
 
 
@@ -121,11 +121,12 @@ def start_run(pipeline: Path, run_dir: Path, executor: str, workers: int) -> sub
 
 def busy_ray_workers(driver: psutil.Process) -> list[psutil.Process]:
     """The driver's Ray worker processes running a curate task: Ray titles a worker after the
-    function it runs (the executor's `_run`), so idle workers and Ray's own agents are left alone."""
+    function it runs (the executor's `_run` or `_call`), so idle workers and Ray's own agents are
+    left alone."""
     found = []
     for child in _descendants(driver):
         try:
-            if child.cmdline()[:1] == [_TASK_TITLE]:
+            if child.cmdline()[0] in _TASK_TITLES:
                 found.append(child)
         except (psutil.Error, IndexError):
             continue

@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, Callable, Sequence
 
-from curate.stage import Stage
+from curate.stage import Resources, Stage
 
 Task = Callable[[Stage, Any], dict]
 OnResult = Callable[[dict], None]
@@ -26,6 +26,13 @@ class Executor(ABC):
         """Processes this executor started beside the driver (psutil.Process), which a
         killed driver could leave running. Default: none."""
         return []
+
+    def call(self, function: Callable, *args, resources: Resources | None = None):
+        """Run one function once, where the executor runs tasks, and return its result: the
+        run-wide steps (a global stage's reduce, the final check) go through here so that the
+        memory they need, which grows with the pool, is not held by the driver.
+        Default: in this process."""
+        return function(*args)
 
     @abstractmethod
     def map_shards(self, stage: Stage, tasks: Sequence[Task], shared: Any = None,

@@ -6,20 +6,21 @@ joins an existing cluster.
 
 Tasks (not actors) carry the work, so worker processes, started once with the instance, are
 reused from stage to stage; a worker keeps the last stage it set up and sets up a new one only
-when a task of another stage reaches it.
+when a task of another stage reaches it. The run-wide steps (a global stage's reduce, the final
+check) run as single tasks too, so the driver's memory does not grow with the pool.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import ray
 
 from curate.errors import CurateError
 from curate.executors.base import Executor, OnResult, Task
-from curate.stage import Stage
+from curate.stage import Resources, Stage
 
 _IN_FLIGHT_PER_WORKER = 2
 # A task whose worker process dies (killed, out of memory, node lost) is run again: tasks write
@@ -35,6 +36,19 @@ def _run(stage_key: str, stage: Stage, task: Task, shared: Any) -> dict:
         stage.setup()
         _ready[stage_key] = stage
     return task(_ready[stage_key], shared)
+
+
+def _call(function: Callable, *args):
+    """Run one function on a worker (named so, a worker's process title says what it runs)."""
+    return function(*args)
+
+
+def _options(res: Resources) -> dict[str, Any]:
+    """Ray's task options for what one task needs."""
+    options: dict[str, Any] = {"num_cpus": res.cpus, "num_gpus": res.gpus, "max_retries": _RETRIES_ON_WORKER_DEATH}
+    if res.memory:
+        options["memory"] = res.memory
+    return options
 
 
 class RayExecutor(Executor):
@@ -89,16 +103,17 @@ class RayExecutor(Executor):
             )
         return count
 
+    def call(self, function: Callable, *args, resources: Resources | None = None):
+        """Run the function as one Ray task on a worker, reserving `resources` (default one cpu)."""
+        remote = ray.remote(_call).options(**_options(resources or Resources()))
+        return _get(remote.remote(function, *args))
+
     def map_shards(self, stage: Stage, tasks: Sequence[Task], shared: Any = None,
                    on_result: OnResult | None = None) -> list[dict]:
         """Run tasks with a bounded number in flight; results come back in task order."""
         if not tasks:
             return []
-        res = stage.resources
-        options: dict[str, Any] = {"num_cpus": res.cpus, "num_gpus": res.gpus, "max_retries": _RETRIES_ON_WORKER_DEATH}
-        if res.memory:
-            options["memory"] = res.memory
-        remote = ray.remote(_run).options(**options)
+        remote = ray.remote(_run).options(**_options(stage.resources))
         stage_key = self._stage_keys.setdefault(id(stage), f"{stage.id}-{uuid.uuid4().hex}")
         stage_ref, shared_ref = ray.put(stage), ray.put(shared)
         limit = self.parallelism(stage) * _IN_FLIGHT_PER_WORKER

@@ -182,10 +182,12 @@ def test_semdedup_and_near_dedup_give_the_same_outputs_on_both_executors(pool, t
     stages = [{"stage": "dedup_exact"}, {"stage": "semdedup", "params": {"clusters": 4, "eps": 0.001}},
               {"stage": "dedup_near", "params": {"threshold": UNTRAINED_THRESHOLD, "keep_by": "clip_curate_tiny_vit_score"}}]
     run_pipeline(pipeline(tmp_path / "local", str(folder / "*.tar"), stages))
-    run_pipeline(pipeline(tmp_path / "ray", str(folder / "*.tar"), stages, executor="ray"))
+    summary = run_pipeline(pipeline(tmp_path / "ray", str(folder / "*.tar"), stages, executor="ray"))
     local, ray = output_files(tmp_path / "local"), output_files(tmp_path / "ray")
     assert local.keys() == ray.keys() and all(local[k] == ray[k] for k in local)
     assert "semdedup/report/duplicates.parquet" in local
+    semdedup = next(s for s in summary["stages"] if s["stage_id"] == "semdedup")
+    assert {"read", "k-means", "keep"} <= semdedup["details"]["seconds"].keys()  # timed on a worker, reported here
 
 
 def test_decontaminate_drops_copies_of_evaluation_images(tmp_path):

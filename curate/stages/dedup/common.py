@@ -1,5 +1,5 @@
-"""What the deduplication stages share: the keep policy, gathering the collected rows on the
-driver, and the two steps every one of them takes: first write what it found
+"""What the deduplication stages share: the keep policy, gathering the collected rows in the
+reduce, and the two steps every one of them takes: first write what it found
 (`report/duplicates.parquet`: uid, group, duplicate_of, similarity), then apply it as drop
 reasons. The file is reused while the configuration and every collect result are unchanged."""
 
@@ -22,7 +22,7 @@ from curate.dedup.embeddings import decode
 from curate.dedup.greedy import Removals
 from curate.errors import ConfigError
 from curate.run import file_sha256, write_parquet_atomic
-from curate.stage import Collected, GlobalStage, StageParams
+from curate.stage import TIMINGS, Collected, GlobalStage, StageParams
 from curate.view import ViewPlan
 
 FOUND = "duplicates.parquet"
@@ -40,8 +40,8 @@ class KeepParams(StageParams):
 
 
 class DuplicateStage(GlobalStage):
-    """collect (uid, priority and what the stage compares) per shard -> find duplicates on the
-    driver and write them -> apply them as drop reasons."""
+    """collect (uid, priority and what the stage compares) per shard -> find duplicates once
+    and write them -> apply them as drop reasons."""
 
     output_schema = "decision.v1"
     reason: ClassVar[str] = "duplicate"
@@ -115,7 +115,8 @@ class DuplicateStage(GlobalStage):
             return {"found": str(path), "sha256": file_sha256(path), "details": json.loads(metadata[_DETAILS])}
         table, details = self.find(collected)
         table = table.replace_schema_metadata({_KEY: collected.key, _DETAILS: json.dumps(details, sort_keys=True)})
-        return {"found": str(path), "sha256": write_parquet_atomic(path, table), "details": details}
+        return {"found": str(path), "sha256": write_parquet_atomic(path, table), "details": details,
+                TIMINGS: self.seconds}
 
     def apply(self, view: pa.Table, state: dict) -> pa.Table:
         """Drop the rows the found table names as duplicates."""
@@ -128,7 +129,7 @@ class DuplicateStage(GlobalStage):
     def finish(self, state: dict, stage_dir: Path, view: ViewPlan, outputs: dict[str, Path]) -> dict:
         """What was found, for the run summary (with the seconds of each phase, when found in this
         run rather than reused)."""
-        return state["details"] | ({"seconds": self.seconds} if self.seconds else {})
+        return state["details"] | ({"seconds": state[TIMINGS]} if state.get(TIMINGS) else {})
 
 
 def gather(collected: Collected, embedding: str | None = None) -> tuple[pa.Array, np.ndarray, np.ndarray]:

@@ -1,6 +1,6 @@
 """decontaminate: drop pool samples whose image is too close to an image of an evaluation set.
 
-The evaluation images are embedded on the driver by the same model, weights and preprocessing
+The evaluation images are embedded in the reduce by the same model, weights and preprocessing
 as the pool's clip_score stage (same parameters), and every pool embedding, streamed shard by
 shard, is searched against them exactly."""
 

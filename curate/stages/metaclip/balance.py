@@ -32,7 +32,7 @@ class MetaclipBalanceParams(StageParams):
     tail_fraction: float | None = Field(None, gt=0, le=1, description="choose t so that this fraction of the "
                                         "matched entries are tail entries (count <= t), kept whole")
     size_sample: float = Field(1.0, gt=0, le=1, description="with target_size: the share of captions (chosen by uid) "
-                               "the driver reads to find t; below 1 for pools too large to hold")
+                               "the reduce reads to find t; below 1 for pools too large to hold")
     seed: int = Field(0, ge=0)
     metadata: Path | None = Field(None, description="metadata.json, to name the entries in entry_counts.parquet")
 
@@ -70,7 +70,7 @@ class MetaclipBalance(GlobalStage):
         return pa.concat_tables(parts)
 
     def _sampled(self, view: pa.Table) -> np.ndarray:
-        """The captions the driver reads to find t: a share size_sample of them, by uid."""
+        """The captions the reduce reads to find t: a share size_sample of them, by uid."""
         if self.params.size_sample >= 1:
             return np.ones(view.num_rows, bool)
         pairs = uids_to_u8u8(view.column("uid").to_pylist())

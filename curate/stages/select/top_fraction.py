@@ -57,7 +57,7 @@ class SelectTopFraction(GlobalStage):
 
     def collect(self, view: pa.Table) -> pa.Table:
         """The ranking keys of this shard's alive rows that have a score (DataComp's rule needs
-        the scores alone: 8 bytes a sample on the driver, against 24 with the uid)."""
+        the scores alone: 8 bytes a sample in the reduce, against 24 with the uid)."""
         ranked = self._ranked(view.filter(view.column("drop_reason").is_null()))
         ranked = ranked[~np.isnan(ranked["score"])]
         names = ("score",) if self.params.rule == "datacomp" else ranked.dtype.names
