@@ -160,6 +160,10 @@ class Collected(Mapping):
     def __getitem__(self, shard: str) -> pa.Table:
         return pq.read_table(self.paths[shard])
 
+    def column(self, shard: str, name: str) -> pa.ChunkedArray:
+        """One column of a shard's collect result."""
+        return pq.read_table(self.paths[shard], columns=[name]).column(0)
+
     def __iter__(self) -> Iterator[str]:
         return iter(self.paths)
 
@@ -201,8 +205,8 @@ class GlobalStage(ReducingStage):
     """collect per shard -> reduce once -> apply per shard."""
 
     @abstractmethod
-    def apply(self, view: pa.Table, state: Any) -> pa.Table:
-        """The stage's output for one shard, given the global state."""
+    def apply(self, view: pa.Table, state: Any, shard: str) -> pa.Table:
+        """The stage's output for one shard (its view and its name), given the global state."""
         ...
 
     def finish(self, state: Any, stage_dir: Path, view: ViewPlan, outputs: dict[str, Path]) -> dict | None:

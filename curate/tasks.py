@@ -115,7 +115,7 @@ class ApplyTask(TaskBase):
     def __call__(self, stage, shared: Any) -> dict:
         started = time.perf_counter()
         view = self.view.read(self.shard)
-        table = _same_rows(view, _as_table(stage.apply(view, shared)), stage.id)
+        table = _same_rows(view, _as_table(stage.apply(view, shared, self.shard)), stage.id)
         return self._commit(stage, table, view, started)
 
 

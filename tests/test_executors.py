@@ -146,7 +146,7 @@ class _ReduceProbe(GlobalStage):
     def reduce(self, collected):
         return {"pid": os.getpid(), "rows": sum(t.column("rows")[0].as_py() for t in collected.values())}
 
-    def apply(self, view, state):
+    def apply(self, view, state, shard):
         return pa.table({"uid": view.column("uid"), "drop_reason": pa.nulls(view.num_rows, pa.string())})
 
     def finish(self, state, stage_dir, view, outputs):

@@ -241,3 +241,25 @@ def test_the_open_clip_art_gramastar_group_collapses(tmp_path):
         ingested = pl.read_parquet(run_dir / "ingest_webdataset" / "*.parquet", columns=["uid", "caption"])
         kept = ingested.join(pl.read_parquet(run_dir / "dropped.parquet"), on="uid", how="anti")
         assert gramastar > 1000 and (kept["caption"] == "gramastar").sum() <= 5, stage["stage"]
+
+
+def test_each_apply_task_reads_only_its_own_shards_removals(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from curate.stage import Collected
+    from curate.stages.dedup.common import write_removed_by_shard
+
+    shards = {"b": ["u1", "u2", "u3"], "a": ["u4", "u5"], "c": ["u6"]}  # shard order, not name order
+    paths = {}
+    for shard, uids in shards.items():
+        paths[shard] = tmp_path / f"{shard}.parquet"
+        pq.write_table(pa.table({"uid": uids}), paths[shard])
+    found = pa.table({"uid": ["u1", "u3", "u4", "u5", "u6"], "duplicate_of": ["u5", None, "u1", None, "u3"]})
+    path = tmp_path / "removed.parquet"
+    write_removed_by_shard(path, found, Collected(paths, tmp_path, "key"))
+    file = pq.ParquetFile(path)
+    assert file.metadata.num_row_groups == 3  # one per shard with a removal, in shard order
+    assert [file.read_row_group(i).column("shard")[0].as_py() for i in range(3)] == ["b", "a", "c"]
+    by_shard = {s: pq.read_table(path, filters=[("shard", "=", s)]).column("uid").to_pylist() for s in shards}
+    assert by_shard == {"b": ["u1"], "a": ["u4"], "c": ["u6"]}

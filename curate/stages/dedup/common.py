@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -26,6 +27,7 @@ from curate.stage import TIMINGS, Collected, GlobalStage, StageParams
 from curate.view import ViewPlan
 
 FOUND = "duplicates.parquet"
+REMOVED = "removed_by_shard.parquet"
 _KEY = b"curate.key"
 _DETAILS = b"curate.details"
 DEFAULT_EMBEDDING = "clip_curate_tiny_vit_image_embedding"  # what clip_score writes by default
@@ -108,20 +110,20 @@ class DuplicateStage(GlobalStage):
 
     def reduce(self, collected: Collected) -> dict:
         """Find the duplicates (or reuse what an earlier run found from the same inputs), write
-        them, and hand their file to the apply phase."""
-        path = collected.report_dir / FOUND
-        metadata = (pq.read_schema(path).metadata or {}) if path.exists() else {}
-        if metadata.get(_KEY) == collected.key.encode():
-            return {"found": str(path), "sha256": file_sha256(path), "details": json.loads(metadata[_DETAILS])}
+        them, and hand their file, and that of the removed uids by shard, to the apply phase."""
+        path, removed = collected.report_dir / FOUND, collected.report_dir / REMOVED
+        if _written_for(path, collected.key) and _written_for(removed, collected.key):
+            details = json.loads(pq.read_schema(path).metadata[_DETAILS])
+            return {"found": str(path), "sha256": file_sha256(path), "removed": str(removed), "details": details}
         table, details = self.find(collected)
+        write_removed_by_shard(removed, table, collected)
         table = table.replace_schema_metadata({_KEY: collected.key, _DETAILS: json.dumps(details, sort_keys=True)})
-        return {"found": str(path), "sha256": write_parquet_atomic(path, table), "details": details,
-                TIMINGS: self.seconds}
+        return {"found": str(path), "sha256": write_parquet_atomic(path, table), "removed": str(removed),
+                "details": details, TIMINGS: self.seconds}
 
-    def apply(self, view: pa.Table, state: dict) -> pa.Table:
-        """Drop the rows the found table names as duplicates."""
-        found = pq.read_table(state["found"], columns=["uid", "duplicate_of"])
-        removed = found.filter(pc.is_valid(found.column("duplicate_of"))).column("uid")
+    def apply(self, view: pa.Table, state: dict, shard: str) -> pa.Table:
+        """Drop the rows of this shard that were found to be duplicates."""
+        removed = pq.read_table(state["removed"], columns=["uid"], filters=[("shard", "=", shard)]).column("uid")
         hit = pc.is_in(view.column("uid"), value_set=removed.combine_chunks()).to_numpy(zero_copy_only=False)
         reason = np.where(hit, self.reason, None).astype(object)
         return pa.table({"uid": view.column("uid"), "drop_reason": pa.array(reason, pa.string())})
@@ -130,6 +132,30 @@ class DuplicateStage(GlobalStage):
         """What was found, for the run summary (with the seconds of each phase, when found in this
         run rather than reused)."""
         return state["details"] | ({"seconds": state[TIMINGS]} if state.get(TIMINGS) else {})
+
+
+def write_removed_by_shard(path: Path, found: pa.Table, collected: Collected) -> None:
+    """(shard, uid) of every removed row, a row group per shard, so that each apply task reads
+    only its shard's part: reading every removal in every shard would cost shards x pool."""
+    removed = pl.from_arrow(found.filter(pc.is_valid(found.column("duplicate_of"))).select(["uid"]))
+    shards = list(collected)
+    owners = pl.concat([pl.DataFrame(schema={"uid": pl.String, "shard": pl.Int64})] + [
+        pl.DataFrame({"uid": collected.column(shard, "uid")}).with_columns(shard=pl.lit(index, pl.Int64))
+        for index, shard in enumerate(shards)])
+    parts = removed.join(owners, on="uid").sort(["shard", "uid"]).partition_by("shard", as_dict=True)
+    schema = pa.schema([("shard", pa.string()), ("uid", pa.string())], metadata={_KEY: collected.key})
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    with pq.ParquetWriter(tmp, schema) as writer:
+        for (index,), part in parts.items():
+            shard = pa.array([shards[index]] * part.height, pa.string())
+            writer.write_table(pa.table([shard, part.get_column("uid").to_arrow().cast(pa.string())], schema=schema))
+    tmp.replace(path)
+
+
+def _written_for(path: Path, key: str) -> bool:
+    """Whether a report file exists and was written from the inputs `key` stands for."""
+    return path.exists() and (pq.read_schema(path).metadata or {}).get(_KEY) == key.encode()
 
 
 def gather(collected: Collected, embedding: str | None = None) -> tuple[pa.Array, np.ndarray, np.ndarray]:

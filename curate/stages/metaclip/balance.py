@@ -96,7 +96,7 @@ class MetaclipBalance(GlobalStage):
         return math.threshold_for_size(params.target_size, rows, entry, counts, len(sample),
                                        scale=1 / params.size_sample)
 
-    def apply(self, view: pa.Table, state: dict) -> pa.Table:
+    def apply(self, view: pa.Table, state: dict, shard: str) -> pa.Table:
         """P(keep) and the seeded draws of every alive caption."""
         n, alive = view.num_rows, pc.is_null(view.column("drop_reason"))
         rows, entry = math.flatten(pc.if_else(alive, view.column(IDS), pa.scalar(None, view.schema.field(IDS).type)))

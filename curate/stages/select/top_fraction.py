@@ -89,7 +89,7 @@ class SelectTopFraction(GlobalStage):
         keeps = ">=" if self.params.descending else "<="
         return [Threshold(self.params.column, details["threshold"], keeps, self.params.drop_reason)]
 
-    def apply(self, view: pa.Table, state: dict) -> pa.Table:
+    def apply(self, view: pa.Table, state: dict, shard: str) -> pa.Table:
         """Drop every row ranked after the last kept one, and every row without a score."""
         ranked = self._ranked(view)
         if "threshold" in state:
