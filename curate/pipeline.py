@@ -192,7 +192,7 @@ class PipelineRun:
             plan = self._plan(stage, index)
             self._run_tasks(stage, index, report, ApplyTask, plan=plan, shared=state, salt=state_digest(state))
             outputs = {shard: self.run.output_path(stage.id, shard) for shard in self.shards}
-            report.details = stage.finish(state, self.run.stage_dir(stage.id), plan, outputs)
+            report.details = self.executor.call(stage.finish, state, self.run.stage_dir(stage.id), plan, outputs)
         elif isinstance(stage, SinkStage):
             self._run_sink(stage, index, report)
         report.wall_seconds = time.perf_counter() - started

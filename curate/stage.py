@@ -6,7 +6,7 @@ Four kinds of stage:
 - ShardStage: `process(batch) -> batch` over Arrow record batches of one shard; it keeps every
   row, in order, and adds columns (scorers) or a drop_reason (filters).
 - GlobalStage: `collect(view) -> small table` per shard, `reduce(tables) -> state` once, in
-  a task of its own, `apply(view, state) -> table` per shard. Counts are global.
+  a task of its own, `apply(view, state, shard) -> table` per shard. Counts are global.
 - SinkStage: like a global stage, but its apply phase writes files (one unit per output shard)
   and `finalize` writes run-level files once all units are committed.
 """
@@ -210,10 +210,10 @@ class GlobalStage(ReducingStage):
         ...
 
     def finish(self, state: Any, stage_dir: Path, view: ViewPlan, outputs: dict[str, Path]) -> dict | None:
-        """Driver side, once every shard's output is committed: write run-level files under
-        stage_dir/report/ (reading each shard's view and its output, shard -> Parquet path) and return
-        figures for the run summary (the stage's `details`). Runs on every resume, so it must
-        only depend on its inputs. Default: nothing."""
+        """Once every shard's output is committed, in a task of its own: write run-level files
+        under stage_dir/report/ (reading each shard's view and its output, shard -> Parquet
+        path) and return figures for the run summary (the stage's `details`). Runs on every
+        resume, so it must only depend on its inputs. Default: nothing."""
         return None
 
 

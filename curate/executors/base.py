@@ -28,9 +28,9 @@ class Executor(ABC):
         return []
 
     def call(self, function: Callable, *args, resources: Resources | None = None):
-        """Run one function once, where the executor runs tasks, and return its result: the
-        run-wide steps (a global stage's reduce, the final check) go through here so that the
-        memory they need, which grows with the pool, is not held by the driver.
+        """Run one function once, where the executor runs tasks, and return its result. The
+        run-wide steps (a global stage's reduce and finish, the final check) go through here, so
+        that the memory they need, which grows with the pool, is not held by the driver.
         Default: in this process."""
         return function(*args)
 

@@ -6,8 +6,8 @@ joins an existing cluster.
 
 Tasks (not actors) carry the work, so worker processes, started once with the instance, are
 reused from stage to stage; a worker keeps the last stage it set up and sets up a new one only
-when a task of another stage reaches it. The run-wide steps (a global stage's reduce, the final
-check) run as single tasks too, so the driver's memory does not grow with the pool.
+when a task of another stage reaches it. The run-wide steps (a global stage's reduce and finish,
+the final check) run as single tasks too, so the driver's memory does not grow with the pool.
 """
 
 from __future__ import annotations
