@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 
 PARQUET_ROW_GROUP = 2048
 _UNCOMPRESSED = {"image"}
+_DATA_SUFFIXES = (".parquet", ".tar", ".npy")  # what output_digests compares, with sizes.json
 
 
 def sha256_hex(data: bytes | str) -> str:
@@ -40,6 +41,13 @@ def file_sha256(path: Path) -> str:
     """Hex sha256 of a file's bytes, remembered while its size and mtime stay the same."""
     stat = Path(path).stat()
     return _file_sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+def output_digests(run_dir: Path) -> dict[str, str]:
+    """sha256 of every data file of a run (Parquet, tars, embeddings, the export's sizes.json),
+    by relative path: what two runs that should agree are compared by."""
+    return {str(path.relative_to(run_dir)): file_sha256(path) for path in sorted(run_dir.rglob("*"))
+            if (path.suffix in _DATA_SUFFIXES or path.name == "sizes.json") and not path.name.startswith(".")}
 
 
 @lru_cache(maxsize=64)

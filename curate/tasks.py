@@ -169,9 +169,9 @@ def _only_new_drops(table: pa.Table, view: pa.Table) -> pa.Table:
 def _drop_repeated_uids(table: pa.Table) -> pa.Table:
     """A second item with the same source key (a tar that repeats a key) is kept as a row, under
     a uid of its own derived from the first's, and dropped as duplicate_key."""
-    uids = table.column("uid").to_pylist()
-    if len(set(uids)) == len(uids):
+    if pc.count_distinct(table.column("uid")).as_py() == table.num_rows:
         return table
+    uids = table.column("uid").to_pylist()
     seen: Counter = Counter()
     reasons = table.column("drop_reason").to_pylist()
     for index, uid in enumerate(uids):

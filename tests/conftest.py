@@ -17,6 +17,7 @@ from PIL import Image
 
 from curate import PipelineConfig
 from curate.io.tars import tar_bytes
+from curate.run import output_digests
 
 CAPTIONS = ["a red circle on a blue background", "x", "", "a small green square in the corner",
             "IMG_0001.JPG", "two yellow stars on black"]
@@ -81,8 +82,6 @@ def write_pipeline(path: Path, inputs: str, run_dir: Path, *, stages: list[dict]
 
 def output_files(run_dir: Path) -> dict[str, str]:
     """Every data output of a run (Parquet, tars, subset, sizes), by relative path: its sha256."""
-    from curate.bench.faults import output_digests
-
     return output_digests(run_dir)
 
 
@@ -157,7 +156,8 @@ def small_run(tmp_path_factory) -> Path:
 SLOW_SECONDS = 3
 
 
-def _noisy_jpeg(side: int) -> bytes:
+def noisy_jpeg(side: int) -> bytes:
+    """A JPEG of random pixels: large for its side, and different for each side."""
     pixels = np.random.default_rng(side).integers(0, 255, (side, side, 3), dtype=np.uint8)
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, "JPEG", quality=95)
@@ -167,7 +167,7 @@ def _noisy_jpeg(side: int) -> bytes:
 ROUTES = {
     "/page.html": (200, "text/html", b"<html><body>not an image</body></html>"),
     "/corrupt.jpg": (200, "image/jpeg", b"\xff\xd8\xff\xe0" + b"\x13garbage" * 50),
-    "/big.jpg": (200, "image/jpeg", _noisy_jpeg(400)),
+    "/big.jpg": (200, "image/jpeg", noisy_jpeg(400)),
     "/tiny.jpg": (200, "image/jpeg", jpeg_bytes(3, size=8)),
     "/huge-garbage.jpg": (200, "image/jpeg", b"\x00garbage" * 30_000),
 }
@@ -203,10 +203,10 @@ class PoolHandler(BaseHTTPRequestHandler):
         try:
             self.wfile.write(body)
         except (BrokenPipeError, ConnectionResetError):
-            pass
+            return  # the client gave up (the timeout tests do)
 
     def log_message(self, *args):
-        pass
+        """Quiet: no line per request in the test output."""
 
 
 @pytest.fixture(scope="session")

@@ -27,18 +27,17 @@ import pyarrow.parquet as pq
 import yaml
 
 from curate.config import PipelineConfig
-from curate.run import file_sha256
+from curate.pools.synthetic import COLORS, SHAPES
+from curate.run import output_digests
 
-_COLOURS = ("red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black", "white", "gray")
-_SHAPES = ("circle", "square", "triangle", "star", "ring")
-_DATA_SUFFIXES = (".parquet", ".tar", ".npy")
+_COLOURS = tuple(name for name, _ in COLORS)
 _TASK_TITLES = ("ray::_run", "ray::_call")  # shard tasks; a reduce or the final check
 _RESUMES = 3  # runs without a fault allowed after the last one before a trial counts as failed
 
 
 def fault_metadata() -> list[str]:
     """MetaCLIP entries for the synthetic pool's captions: colours, shapes and their pairs."""
-    return [*_COLOURS, *_SHAPES, *(f"{c} {s}" for c in _COLOURS for s in _SHAPES)]
+    return [*_COLOURS, *SHAPES, *(f"{c} {s}" for c in _COLOURS for s in SHAPES)]
 
 
 def fault_pipeline(pool: Path, run_dir: Path, metadata: Path, samples_per_shard: int) -> PipelineConfig:
@@ -88,13 +87,6 @@ class Trial:
         return self.problem is None
 
 
-def output_digests(run_dir: Path) -> dict[str, str]:
-    """sha256 of every data file of a run (Parquet, tars, embeddings, the export's sizes.json),
-    by relative path."""
-    return {str(path.relative_to(run_dir)): file_sha256(path) for path in sorted(run_dir.rglob("*"))
-            if (path.suffix in _DATA_SUFFIXES or path.name == "sizes.json") and not path.name.startswith(".")}
-
-
 def uid_problem(run_dir: Path, ingest: str, sink: str) -> str | None:
     """None when every ingested uid is curated or dropped, exactly once; else what is wrong."""
     read = lambda files: pq.read_table(files, columns=["uid"]).column(0).to_pylist()  # noqa: E731
@@ -113,10 +105,21 @@ def uid_problem(run_dir: Path, ingest: str, sink: str) -> str | None:
 
 
 def start_run(pipeline: Path, run_dir: Path, executor: str, workers: int) -> subprocess.Popen:
-    """`curate run` in a child process (its own session, its errors kept)."""
+    """`curate run` in a child process (its own session), its errors appended to a log beside
+    the run directory: a file, not a pipe, which a chatty run could fill and block on."""
     command = [sys.executable, "-m", "curate", "run", str(pipeline), "--run-dir", str(run_dir), "--quiet",
                "--no-report", "--executor", executor, "--workers", str(workers)]
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    with open(_log(run_dir), "ab") as log:
+        return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+
+
+def _log(run_dir: Path) -> Path:
+    return run_dir.with_name(f"{run_dir.name}.stderr.log")
+
+
+def _tail(run_dir: Path) -> str:
+    log = _log(run_dir)
+    return log.read_text(errors="replace").strip()[-600:] if log.exists() else ""
 
 
 def busy_ray_workers(driver: psutil.Process) -> list[psutil.Process]:
@@ -184,11 +187,12 @@ def run_trial(trial: Trial, pipeline: Path, run_dir: Path, workers: int, referen
     """Inject the trial's faults in order (a killed driver is started again, a run that lost a
     worker goes on), resume until the run succeeds, then check the result."""
     shutil.rmtree(run_dir, ignore_errors=True)
+    _log(run_dir).unlink(missing_ok=True)
     process, started = None, 0.0
     for fault in sorted(trial.faults, key=lambda f: f.at):
         if process is None or process.poll() is not None:
             if process is not None and process.returncode not in (0, -signal.SIGKILL):
-                trial.problem = f"a run failed under its faults: {_tail(process)}"
+                trial.problem = f"a run failed under its faults: {_tail(run_dir)}"
                 return trial
             process, started = start_run(pipeline, run_dir, trial.executor, workers), time.monotonic()
             trial.runs += 1
@@ -201,7 +205,7 @@ def run_trial(trial: Trial, pipeline: Path, run_dir: Path, workers: int, referen
     for fault in trial.faults:
         fault.leaked = _reap(fault.family)
     if process.wait() != 0:
-        trial.problem = f"the run does not finish after its faults: {_tail(process)}"
+        trial.problem = f"the run does not finish after its faults: {_tail(run_dir)}"
         return trial
     trial.problem = _result_problem(run_dir, reference, stage_ids)
     return trial
@@ -215,10 +219,6 @@ def _result_problem(run_dir: Path, reference: dict[str, str], stage_ids: list[st
     if list(run_dir.rglob(".*.tmp")):
         return "temporary files were left behind"
     return uid_problem(run_dir, stage_ids[0], stage_ids[-1])
-
-
-def _tail(process: subprocess.Popen) -> str:
-    return process.stderr.read().decode(errors="replace").strip()[-600:] if process.stderr else ""
 
 
 def plan_trials(count: int, executors: list[str], durations: dict[str, float], seed: int) -> list[Trial]:
@@ -245,10 +245,11 @@ def write_pipeline_file(config: PipelineConfig, path: Path) -> Path:
 def timed_reference(pipeline: Path, executor: str, workers: int, run_dir: Path) -> tuple[float, dict[str, str]]:
     """An uninterrupted run from scratch: its seconds and its output digests."""
     shutil.rmtree(run_dir, ignore_errors=True)
+    _log(run_dir).unlink(missing_ok=True)
     started = time.perf_counter()
     process = start_run(pipeline, run_dir, executor, workers)
     if process.wait() != 0:
-        raise RuntimeError(f"the uninterrupted {executor} run failed: {_tail(process)}")
+        raise RuntimeError(f"the uninterrupted {executor} run failed: {_tail(run_dir)}")
     return time.perf_counter() - started, output_digests(run_dir)
 
 

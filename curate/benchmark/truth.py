@@ -42,7 +42,8 @@ def best_threshold(clean_scores: np.ndarray, noisy: np.ndarray) -> dict:
 def rate_scores(pool_run: Path, truth: GroundTruth, table: pl.DataFrame) -> list[dict]:
     """Per score column: ROC AUC (clean above noisy) and the best-F1 operating point."""
     lazy = scan(pool_run)
-    unknown = [c for c in truth.scores if c not in lazy.collect_schema().names()]
+    names = lazy.collect_schema().names()
+    unknown = [c for c in truth.scores if c not in names]
     if unknown:
         raise ConfigError(f"ground_truth.scores: {unknown[0]!r} is no column of the shared scores")
     frame = lazy.select(["key", *truth.scores]).collect().join(table, on="key", how="inner")

@@ -3,8 +3,6 @@ worker is killed mid-run ends, once resumed, byte-identical to an uninterrupted 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest

@@ -3,6 +3,7 @@ long run may meet, each with what ingest must make of it (None: a usable sample)
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 import tarfile
@@ -11,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from conftest import noisy_jpeg
 
 MAX_IMAGE_BYTES = 200_000  # the corpus's runs lower the byte limit so one noisy image exceeds it
 CAPTION = b"a red square on a white background"
@@ -43,11 +46,7 @@ def _animated_gif() -> bytes:
     return _encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
 
 
-def _noise_jpeg(side: int) -> bytes:
-    pixels = np.random.default_rng(side).integers(0, 255, (side, side, 3), dtype=np.uint8)
-    return _encode(Image.fromarray(pixels), "JPEG", quality=95)
-
-
+@functools.cache
 def image_kinds() -> dict[str, tuple[str, bytes, str | None]]:
     """kind -> (member extension, image bytes, the drop reason ingest must give)."""
     rgb = _picture()
@@ -70,13 +69,13 @@ def image_kinds() -> dict[str, tuple[str, bytes, str | None]]:
         "one_pixel": ("png", _encode(_picture(side=1), "PNG"), None),
         "decompression_bomb": ("png", _encode(Image.new("1", (10_001, 10_001)), "PNG"), "image_too_large"),
         "header_claims_huge": ("png", _png_claiming(65_535, 65_535), "image_too_large"),
-        "too_many_bytes": ("jpg", _noise_jpeg(600), "image_too_many_bytes"),
+        "too_many_bytes": ("jpg", noisy_jpeg(600), "image_too_many_bytes"),
         "svg_as_jpg": ("jpg", SVG, "not_an_image"),
         "html_as_jpg": ("jpg", b"<!doctype html><html><body>404 not found</body></html>", "not_an_image"),
         "text_as_png": ("png", b"just some words, not a picture at all", "not_an_image"),
         "zero_byte_jpeg": ("jpg", b"", "empty_image"),
         "corrupt_jpeg": ("jpg", b"\xff\xd8\xff\xe0" + bytes(range(256)) * 4, "corrupt_image"),
-        "truncated_jpeg": ("jpg", _noise_jpeg(96)[:4000], "corrupt_image"),
+        "truncated_jpeg": ("jpg", noisy_jpeg(96)[:4000], "corrupt_image"),
         "truncated_png": ("png", png[: len(png) // 2], "corrupt_image"),
     }
 
@@ -156,14 +155,14 @@ def tar_kinds(folder: Path) -> dict[str, tuple[int, str | None]]:
     three = io.BytesIO()
     with tarfile.open(fileobj=three, mode="w", format=tarfile.USTAR_FORMAT) as tar:
         for index in range(3):
-            for info, data in (_member(f"s{index}.jpg", _noise_jpeg(64 + index)), _member(f"s{index}.txt", CAPTION)):
+            for info, data in (_member(f"s{index}.jpg", noisy_jpeg(64 + index)), _member(f"s{index}.txt", CAPTION)):
                 tar.addfile(info, io.BytesIO(data))
     whole = three.getvalue()
     (folder / "cut.tar").write_bytes(whole[: len(whole) // 2])
     (folder / "empty.tar").write_bytes(b"")
     (folder / "only_end_blocks.tar").write_bytes(b"\0" * 10240)
     (folder / "gzipped.tar").write_bytes(_gzip(whole))
-    return {"cut.tar": (len(whole) and 2, "items after that point are lost"), "empty.tar": (0, "the file is empty"),
+    return {"cut.tar": (2, "items after that point are lost"), "empty.tar": (0, "the file is empty"),
             "only_end_blocks.tar": (0, None), "gzipped.tar": (3, None)}
 
 

@@ -112,8 +112,9 @@ class DuplicateStage(GlobalStage):
         """Find the duplicates (or reuse what an earlier run found from the same inputs), write
         them, and hand their file, and that of the removed uids by shard, to the apply phase."""
         path, removed = collected.report_dir / FOUND, collected.report_dir / REMOVED
-        if _written_for(path, collected.key) and _written_for(removed, collected.key):
-            details = json.loads(pq.read_schema(path).metadata[_DETAILS])
+        found, key = _metadata(path), collected.key.encode()
+        if found.get(_KEY) == key and _metadata(removed).get(_KEY) == key:
+            details = json.loads(found[_DETAILS])
             return {"found": str(path), "sha256": file_sha256(path), "removed": str(removed), "details": details}
         table, details = self.find(collected)
         write_removed_by_shard(removed, table, collected)
@@ -153,9 +154,9 @@ def write_removed_by_shard(path: Path, found: pa.Table, collected: Collected) ->
     tmp.replace(path)
 
 
-def _written_for(path: Path, key: str) -> bool:
-    """Whether a report file exists and was written from the inputs `key` stands for."""
-    return path.exists() and (pq.read_schema(path).metadata or {}).get(_KEY) == key.encode()
+def _metadata(path: Path) -> dict[bytes, bytes]:
+    """A report file's schema metadata (where it records the inputs it was written from)."""
+    return (pq.read_schema(path).metadata or {}) if path.exists() else {}
 
 
 def gather(collected: Collected, embedding: str | None = None) -> tuple[pa.Array, np.ndarray, np.ndarray]:

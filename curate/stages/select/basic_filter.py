@@ -4,11 +4,16 @@ lid.176, shorter image side >= 200, aspect ratio <= 3."""
 
 from __future__ import annotations
 
+import operator
+
 import polars as pl
 import pyarrow as pa
 from pydantic import Field
 
 from curate.stage import ShardStage, StageParams, Threshold, register
+
+
+_COMPARE = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
 
 
 class BasicFilterParams(StageParams):
@@ -76,12 +81,9 @@ class BasicFilter(ShardStage):
 
     def _first_failed_rule(self) -> pl.Expr:
         p = self.params
-        rules = [("caption_too_few_words", pl.col("caption_words_ws") >= p.min_words),
-                 ("caption_too_short", pl.col("caption_length") >= p.min_chars),
-                 ("not_english" if p.languages == ["en"] else "language_not_kept",
-                  pl.col("language").is_in(p.languages)),
-                 ("image_too_small", pl.col("image_min_side") >= p.min_side),
-                 ("aspect_ratio_too_large", pl.col("image_aspect_ratio") <= p.max_aspect_ratio)]
+        cuts = [(cut.label, _COMPARE[cut.keeps](pl.col(cut.column), cut.value)) for cut in self.thresholds(None)]
+        language = ("not_english" if p.languages == ["en"] else "language_not_kept", pl.col("language").is_in(p.languages))
+        rules = cuts[:2] + [language] + cuts[2:]  # caption rules, language, image rules
         reason = pl.lit(None, dtype=pl.String)
         for name, keeps in reversed(rules):
             reason = pl.when(keeps.fill_null(False)).then(reason).otherwise(pl.lit(name))
