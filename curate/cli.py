@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from curate.errors import CurateError
+from curate.report import THUMBNAILS
 from curate.train.config import DFN_DEFAULTS
 
 app = typer.Typer(help="Curate image-text pools into CLIP pretraining sets.", no_args_is_help=True,
@@ -94,7 +95,7 @@ def report(
     out: Optional[Path] = typer.Option(None, help="the HTML file to write (default: PATH/report.html)"),
     eval_results: list[Path] = typer.Option([], "--eval", help="results.json of `curate eval` on a model trained "
                                             "on this run: adds its table (repeat for more)"),
-    thumbnails: int = typer.Option(12, min=0, help="thumbnails per group: kept samples and each drop reason"),
+    thumbnails: int = typer.Option(THUMBNAILS, min=0, help="thumbnails per group: kept samples and each drop reason"),
 ) -> None:
     """Write a self-contained HTML report (no network: plots and thumbnails embedded) of a finished run:
     the funnel, score histograms with their cuts, kept and dropped samples per drop reason, MetaCLIP

@@ -119,6 +119,11 @@ class Stage(ABC):
         return []
 
 
+    def limitations(self, details: dict | None) -> list[str]:
+        """What this stage's choices mean for the curated set, as lines of the dataset card's
+        limitations (details: what the stage reported in the run summary). Default: none."""
+        return []
+
 class SourceStage(Stage):
     """A stage that brings samples in: it writes sample.v1 rows for each input shard."""
 

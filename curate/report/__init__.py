@@ -9,6 +9,7 @@ from curate.errors import InputError
 from curate.run import write_atomic
 
 REPORT = "report.html"
+THUMBNAILS = 12  # per group: kept, and each drop reason
 
 
 @dataclass(frozen=True)
@@ -20,15 +21,15 @@ class Written:
 
 
 def write_run_report(run_dir: str | Path, out: Path | None = None, eval_results: list[Path] = (),
-                     thumbnails: int | None = None) -> Written:
+                     thumbnails: int = THUMBNAILS) -> Written:
     """RUN/report.html (or `out`) and the dataset card beside the curated shards."""
     from curate.report.card import card_path, dataset_card
     from curate.report.facts import load_run
     from curate.report.render import render
-    from curate.report.run_report import THUMBNAILS, run_context
+    from curate.report.run_report import run_context
 
     facts = load_run(run_dir)
-    context = run_context(facts, list(eval_results), THUMBNAILS if thumbnails is None else thumbnails)
+    context = run_context(facts, list(eval_results), thumbnails)
     card = card_path(facts)
     write_atomic(card, dataset_card(facts, context["steps"]).encode())
     report = Path(out) if out else facts.root / REPORT
@@ -48,7 +49,7 @@ def write_benchmark_report(bench_out: str | Path, out: Path | None = None) -> Wr
 
 
 def write_report(path: str | Path, out: Path | None = None, eval_results: list[Path] = (),
-                 thumbnails: int | None = None) -> Written:
+                 thumbnails: int = THUMBNAILS) -> Written:
     """The report of a run directory or of a benchmark folder, whichever `path` is."""
     path = Path(path)
     if (path / "leaderboard.json").is_file():

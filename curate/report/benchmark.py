@@ -3,13 +3,13 @@ strategy's funnel and the pool's scores, from a `curate benchmark` folder."""
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 
 from curate.report.facts import load_run
 from curate.report.funnel import funnel
 from curate.report.plots import histogram_plot
+from curate.report.render import data_uri
 from curate.report.scores import histograms
 from curate.versions import package_versions
 
@@ -41,4 +41,4 @@ def _strategy_funnels(folder: Path) -> list[dict]:
 
 
 def _png_uri(path: Path) -> str | None:
-    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode() if path.is_file() else None
+    return data_uri(path.read_bytes(), "image/png") if path.is_file() else None

@@ -8,11 +8,11 @@ import json
 from pathlib import Path
 
 import polars as pl
-import yaml
 
 from curate.pools.licences import licence_of
 from curate.report.facts import RunFacts
 from curate.report.funnel import FunnelStep
+from curate.run import read_json
 
 CARD = "README.md"
 
@@ -93,7 +93,7 @@ def _limits(facts: RunFacts, steps: list[FunnelStep], table: pl.DataFrame) -> st
             lines.append(f"- {origin} is {100 * before:.0f}% of the ingested samples but {100 * after:.0f}% of "
                          f"the curated set: the filters favour some origins over others.")
     for stage in facts.stages:
-        lines += _stage_limits(stage, facts.details(stage.id) or {})
+        lines += stage.limitations(facts.details(stage.id))
     lines += ["- Every filter keeps what its rule or model prefers; a model's preferences come from the data it "
               "was trained on. Check the thumbnails of each drop reason in the run report before relying on a "
               "filter.",
@@ -101,34 +101,10 @@ def _limits(facts: RunFacts, steps: list[FunnelStep], table: pl.DataFrame) -> st
     return "\n".join(lines)
 
 
-def _stage_limits(stage, details: dict) -> list[str]:
-    p = stage.params
-    if stage.name == "basic_filter":
-        return [f"- Only captions identified as {', '.join(p.languages)} by fastText lid.176 were kept, and only "
-                f"captions of at least {p.min_words} words: the set is not multilingual and lacks terse captions. "
-                f"Images under {p.min_side} px on their shorter side were dropped."]
-    if stage.name == "select_top_fraction":
-        return [f"- Only the {100 * p.fraction:g}% of samples scoring highest on `{p.column}` were kept: the set "
-                f"inherits the preferences (and the training data's biases) of the model that gave that score."]
-    if stage.name == "metaclip_balance":
-        return [f"- MetaCLIP balancing sampled entries matched by more than t = {details.get('t', p.t)} captions down "
-                f"to about t: frequent concepts are under-represented on purpose, and concepts outside the "
-                f"metadata never count."]
-    if stage.name == "metaclip_match":
-        return ["- Captions naming no metadata entry were dropped (metaclip_no_match)."]
-    if stage.name == "decontaminate":
-        return [f"- Copies of the evaluation sets {', '.join(Path(s).name for s in p.eval_sets)} (image similarity "
-                f">= {p.threshold}) were removed; no other benchmark was checked."]
-    if stage.name in ("semdedup", "dedup_near", "dedup_exact"):
-        return [f"- {stage.id}: of each group of duplicates only one member was kept "
-                f"({'the highest ' + p.keep_by if getattr(p, 'keep_by', None) else 'the smallest uid'})."]
-    return []
-
-
 def _loading(facts: RunFacts) -> str:
     shards = facts.summary.get("outputs", {}).get("curated_shards", "SHARDS")
     sizes = Path(shards) / "sizes.json"
-    names = sorted(json.loads(sizes.read_text())) if sizes.is_file() else []
+    names = sorted(read_json(sizes) or {})
     pattern = f"{shards}/{{{names[0][:-4]}..{names[-1][:-4]}}}.tar" if names else f"{shards}/{{00000..NNNNN}}.tar"
     count = facts.summary.get("curated", 0)
     return f"""## How to load
@@ -161,7 +137,7 @@ curate's own trainer: `curate train --data {shards} --out MODEL --samples-seen N
 def _provenance(facts: RunFacts) -> str:
     versions = facts.summary.get("versions", {})
     listed = ", ".join(f"{k} {v}" for k, v in versions.items()) or "not recorded"
-    pipeline = yaml.safe_dump(yaml.safe_load(facts.pipeline_text), sort_keys=False).strip()
+    pipeline = facts.pipeline_text.strip()
     return f"""## Provenance
 
 Versions: {listed}.

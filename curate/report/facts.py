@@ -14,7 +14,7 @@ from curate.config import load_pipeline
 from curate.errors import InputError
 from curate.run import RunDir
 from curate.scan import scan
-from curate.stage import SinkStage, SourceStage, Stage
+from curate.stage import SourceStage, Stage
 
 
 @dataclass
@@ -49,13 +49,13 @@ class RunFacts:
         return [stage for stage in self.stages if stage.name == name]
 
     def samples(self) -> pl.LazyFrame:
-        """Every sample with every sidecar column, drop_reason, dropped_by and kept."""
-        return scan(self.root)
+        """Every sample with every sidecar column, drop_reason, dropped_by and kept (the run is
+        scanned once per report)."""
+        return self._scanned
 
-    @property
-    def sink(self) -> SinkStage | None:
-        """The stage that wrote the curated set, if any."""
-        return self.stages[-1] if isinstance(self.stages[-1], SinkStage) else None
+    @cached_property
+    def _scanned(self) -> pl.LazyFrame:
+        return scan(self.root)
 
     def ingested(self) -> int:
         """Rows of the ingest stage's Parquet output: every sample that entered the run."""

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import io
 
 import numpy as np
 
 from curate.report.metaclip import EntryDistribution
+from curate.report.render import data_uri
 from curate.report.scores import Histogram
 
 KEPT_COLOUR, DROPPED_COLOUR, CUT_COLOUR = "#2e7d32", "#b0bec5", "#c62828"
@@ -28,7 +28,7 @@ def png_uri(figure) -> str:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
     plt.close(figure)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    return data_uri(buffer.getvalue(), "image/png")
 
 
 def histogram_plot(histogram: Histogram) -> str:

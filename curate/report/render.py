@@ -3,6 +3,8 @@ no script, nothing fetched)."""
 
 from __future__ import annotations
 
+import base64
+
 import jinja2
 
 _ENVIRONMENT = jinja2.Environment(loader=jinja2.PackageLoader("curate.report", "templates"),
@@ -13,6 +15,11 @@ _ENVIRONMENT.filters["spread"] = lambda cell: (f"{cell['mean']:.4f} ± {cell['st
                                                else f"{cell['mean']:.4f}")  # one seed: no spread
 _ENVIRONMENT.filters["fixed"] = lambda value, digits=4: "–" if value is None else f"{value:.{digits}f}"
 _ENVIRONMENT.filters["pct"] = lambda part, whole: f"{100 * part / whole:.1f}%" if whole else "–"
+
+
+def data_uri(data: bytes, mime: str) -> str:
+    """Bytes as a data: URI, the way every image is embedded in a report."""
+    return f"data:{mime};base64," + base64.b64encode(data).decode()
 
 
 def render(template: str, context: dict) -> str:

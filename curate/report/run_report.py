@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from curate.errors import ConfigError
+from curate.report import THUMBNAILS
 from curate.report.dedup import DedupFindings, dedup_findings
 from curate.report.facts import RunFacts
 from curate.report.funnel import funnel, reason_totals
@@ -14,9 +15,9 @@ from curate.report.metaclip import entry_distributions
 from curate.report.plots import entry_curve_plot, histogram_plot
 from curate.report.scores import histograms
 from curate.report.thumbs import KEPT, Thumb, encode, fetch, locate, pick
+from curate.stages.dedup.decontaminate import Decontaminate
 from curate.versions import package_versions
 
-THUMBNAILS = 12  # per group: kept, and each drop reason
 MAX_ROW_GROUPS = 48  # row groups of the ingest output read for the galleries
 
 
@@ -25,7 +26,8 @@ def run_context(facts: RunFacts, eval_results: list[Path] = (), thumbnails: int 
     steps = funnel(facts)
     ingested = steps[0].alive_in if steps else 0
     findings = dedup_findings(facts)
-    galleries, thumbs = _galleries(facts, steps, findings, thumbnails)
+    reasons = reason_totals(steps)
+    galleries, thumbs = _galleries(facts, steps, reasons, findings, thumbnails)
     return {
         "title": f"curate run report: {facts.summary.get('pipeline', facts.root.name)}",
         "run_dir": str(facts.root.resolve()),
@@ -33,7 +35,7 @@ def run_context(facts: RunFacts, eval_results: list[Path] = (), thumbnails: int 
         "ingested": ingested,
         "curated": steps[-1].kept if steps else 0,
         "steps": steps,
-        "reasons": reason_totals(steps),
+        "reasons": reasons,
         "histograms": [{"h": h, "plot": histogram_plot(h)} for h in histograms(facts)],
         "galleries": galleries,
         "metaclip": [{"d": d, "plot": entry_curve_plot(d)} for d in entry_distributions(facts)],
@@ -47,14 +49,15 @@ def run_context(facts: RunFacts, eval_results: list[Path] = (), thumbnails: int 
     }
 
 
-def _galleries(facts: RunFacts, steps, findings: list[DedupFindings], per_group: int) -> tuple[list[dict], dict]:
+def _galleries(facts: RunFacts, steps, reasons: list[tuple[str, str, int]], findings: list[DedupFindings],
+               per_group: int) -> tuple[list[dict], dict]:
     """Kept samples and each drop reason's, with every thumbnail the dedup section needs."""
     located = locate(facts)
     picked = pick(located, per_group, MAX_ROW_GROUPS) if located.height else {}
     members = {m.uid for f in findings for group in f.groups for m in group}
     thumbs = fetch(facts, located, {uid for uids in picked.values() for uid in uids} | members)
     by_reason: dict[str, tuple[list[str], int]] = {}
-    for reason, stage_id, n in reason_totals(steps):  # a reason two stages give is one gallery
+    for reason, stage_id, n in reasons:  # a reason two stages give is one gallery
         stages, total = by_reason.get(reason, ([], 0))
         by_reason[reason] = (stages + [stage_id], total + n)
     groups = [(KEPT, "", steps[-1].kept if steps else 0)] + [
@@ -81,9 +84,9 @@ def _dedup_section(facts: RunFacts, findings: DedupFindings, thumbs: dict[str, T
 def _outside_thumbs(facts: RunFacts, findings: DedupFindings) -> dict[str, Thumb]:
     """Thumbnails of the evaluation samples a decontaminate stage matched, when its sets are here."""
     stage = next(s for s in facts.stages if s.id == findings.stage_id)
-    wanted = {m.duplicate_of for group in findings.groups for m in group if m.duplicate_of}
-    if not hasattr(stage, "eval_rows"):
+    if not isinstance(stage, Decontaminate):
         return {}
+    wanted = {m.duplicate_of for group in findings.groups for m in group if m.duplicate_of}
     here = [str(facts.resolve(path) or path) for path in stage.params.eval_sets]
     stage = type(stage)(stage.params.model_copy(update={"eval_sets": here}), stage.id)
     try:

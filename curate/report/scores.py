@@ -69,7 +69,7 @@ def _thresholds_by_column(facts: RunFacts) -> dict[str, list[Threshold]]:
 
 def _histogram(column: str, stage_id: str, series: pl.Series, kept: np.ndarray,
                thresholds: list[Threshold]) -> Histogram:
-    values = series.cast(pl.Float64).fill_nan(None).to_numpy()
+    values = series.cast(pl.Float64).to_numpy()  # null and NaN both become NaN
     present = ~np.isnan(values)
     values, kept = values[present], kept[present]
     edges = _edges(values, series.dtype.is_integer(), [t.value for t in thresholds])

@@ -7,7 +7,6 @@ wanted samples first), and within them by uid, which is a hash: an unbiased pick
 
 from __future__ import annotations
 
-import base64
 import io
 from dataclasses import dataclass
 
@@ -18,6 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from curate.report.facts import RunFacts
+from curate.report.render import data_uri
 from curate.stages.score.model_batches import decoded_rgb
 
 KEPT = "kept"
@@ -38,10 +38,10 @@ def locate(facts: RunFacts) -> pl.DataFrame:
     groups = facts.dropped().select("uid", "drop_reason")
     parts = []
     for index, path in enumerate(facts.source_files):
-        meta = pq.read_metadata(path)
-        starts = np.cumsum([0] + [meta.row_group(i).num_rows for i in range(meta.num_row_groups)])
-        uids = pq.read_table(path, columns=["uid"]).column(0)
-        row_group = np.searchsorted(starts, np.arange(len(uids)), side="right") - 1
+        handle = pq.ParquetFile(path)
+        sizes = [handle.metadata.row_group(i).num_rows for i in range(handle.num_row_groups)]
+        uids = handle.read(columns=["uid"]).column(0)
+        row_group = np.repeat(np.arange(len(sizes)), sizes)
         parts.append(pl.DataFrame({"uid": uids, "file": np.full(len(uids), index, np.int32),
                                    "row_group": row_group.astype(np.int32)}))
     where = pl.concat(parts) if parts else pl.DataFrame(schema={"uid": pl.String, "file": pl.Int32,
@@ -76,9 +76,9 @@ def pick(located: pl.DataFrame, per_group: int, max_row_groups: int) -> dict[str
 def fetch(facts: RunFacts, located: pl.DataFrame, uids: set[str]) -> dict[str, Thumb]:
     """Thumbnails of the given uids (those not ingested are left out)."""
     wanted = located.filter(pl.col("uid").is_in(list(uids)))
-    thumbs = {}
+    thumbs, handles = {}, {}
     for (file, row_group), rows in wanted.group_by(["file", "row_group"]):
-        handle = pq.ParquetFile(facts.source_files[file])
+        handle = handles.setdefault(file, pq.ParquetFile(facts.source_files[file]))
         table = handle.read_row_group(row_group, columns=["uid", "caption", "image"])
         hit = pc.is_in(table.column("uid"), value_set=pa.array(rows["uid"].to_list(), pa.string()))
         for i in np.flatnonzero(hit.to_numpy(zero_copy_only=False)):
@@ -95,4 +95,4 @@ def encode(image: bytes) -> str | None:
     picture.thumbnail((SIDE, SIDE))
     buffer = io.BytesIO()
     picture.save(buffer, "WEBP", quality=80, method=4)
-    return "data:image/webp;base64," + base64.b64encode(buffer.getvalue()).decode()
+    return data_uri(buffer.getvalue(), "image/webp")

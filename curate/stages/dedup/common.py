@@ -129,6 +129,12 @@ class DuplicateStage(GlobalStage):
         reason = np.where(hit, self.reason, None).astype(object)
         return pa.table({"uid": view.column("uid"), "drop_reason": pa.array(reason, pa.string())})
 
+    def limitations(self, details: dict | None) -> list[str]:
+        """One member of each group is kept, by the keep policy."""
+        keep_by = self.params.keep_by
+        return [f"- {self.id}: of each group of duplicates only one member was kept "
+                f"({'the highest ' + keep_by if keep_by else 'the smallest uid'})."]
+
     def finish(self, state: dict, stage_dir: Path, view: ViewPlan, outputs: dict[str, Path]) -> dict:
         """What was found, for the run summary (with the seconds of each phase, when found in this
         run rather than reused)."""

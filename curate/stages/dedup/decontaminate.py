@@ -56,6 +56,12 @@ class Decontaminate(DuplicateStage):
     def _keep_column(self) -> str | None:
         return None
 
+    def limitations(self, details: dict | None) -> list[str]:
+        """Only the named evaluation sets were checked."""
+        p = self.params
+        return [f"- Copies of the evaluation sets {', '.join(Path(s).name for s in p.eval_sets)} (image similarity "
+                f">= {p.threshold}) were removed; no other benchmark was checked."]
+
     def eval_files(self) -> list[tuple[str, Path]]:
         """(set name, tar) of every evaluation shard, in order."""
         found = []

@@ -129,6 +129,13 @@ class MetaclipBalance(GlobalStage):
         return {"t": state["t"], "expected_size": round(expected, 1), "realised_size": realised,
                 "entries_matched": int((before > 0).sum()), "entries_over_t": int((before > state["t"]).sum())}
 
+    def limitations(self, details: dict | None) -> list[str]:
+        """Frequent concepts are under-represented on purpose."""
+        t = (details or {}).get("t", self.params.t)
+        return [f"- MetaCLIP balancing sampled entries matched by more than t = {t} captions down "
+                f"to about t: frequent concepts are under-represented on purpose, and concepts outside the "
+                f"metadata never count."]
+
     def _write_counts(self, stage_dir: Path, before: np.ndarray, after: np.ndarray, t: float) -> None:
         matched = np.flatnonzero(before)
         columns = {"entry_id": pa.array(matched, pa.int32())}

@@ -33,6 +33,10 @@ class MetaclipMatch(ShardStage):
     input_columns = ("caption",)
     batch_size = 32768  # matching is vectorised over a batch; large batches amortise its fixed cost
 
+    def limitations(self, details: dict | None) -> list[str]:
+        """Captions naming no entry are gone."""
+        return ["- Captions naming no metadata entry were dropped (metaclip_no_match)."]
+
     def content_digest(self) -> str:
         """The metadata file's sha256: new entries, or the same ones reordered, are new ids."""
         return file_sha256(metadata_file(self.params.metadata))

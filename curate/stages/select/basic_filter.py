@@ -79,6 +79,13 @@ class BasicFilter(ShardStage):
                 Threshold("image_min_side", p.min_side, ">=", "image_too_small"),
                 Threshold("image_aspect_ratio", p.max_aspect_ratio, "<=", "aspect_ratio_too_large")]
 
+    def limitations(self, details: dict | None) -> list[str]:
+        """Kept languages, terse captions and small images are missing."""
+        p = self.params
+        return [f"- Only captions identified as {', '.join(p.languages)} by fastText lid.176 were kept, and only "
+                f"captions of at least {p.min_words} words: the set is not multilingual and lacks terse captions. "
+                f"Images under {p.min_side} px on their shorter side were dropped."]
+
     def _first_failed_rule(self) -> pl.Expr:
         p = self.params
         cuts = [(cut.label, _COMPARE[cut.keeps](pl.col(cut.column), cut.value)) for cut in self.thresholds(None)]

@@ -89,6 +89,12 @@ class SelectTopFraction(GlobalStage):
         keeps = ">=" if self.params.descending else "<="
         return [Threshold(self.params.column, details["threshold"], keeps, self.params.drop_reason)]
 
+    def limitations(self, details: dict | None) -> list[str]:
+        """The set inherits the scoring model's preferences."""
+        p = self.params
+        return [f"- Only the {100 * p.fraction:g}% of samples scoring highest on `{p.column}` were kept: the set "
+                f"inherits the preferences (and the training data's biases) of the model that gave that score."]
+
     def apply(self, view: pa.Table, state: dict, shard: str) -> pa.Table:
         """Drop every row ranked after the last kept one, and every row without a score."""
         ranked = self._ranked(view)
