@@ -53,10 +53,23 @@ contrastive (CLIP) pretraining. Run directory: `{facts.root.resolve()}`.
 - WebDataset shards: `{outputs.get('curated_shards', 'none (this run exported no shards)')}`: per sample
   `<uid>.<image extension>`, `<uid>.txt` (the caption) and `<uid>.json` (uid, key, source, url, size, sha256 and the source's metadata);
   `sizes.json` gives the samples per shard, as open_clip's trainer reads it.
+- Images: {_images(outputs)}
 - Per shard, a Parquet file with the same samples' metadata.
 - `{outputs.get('subset', 'no subset file')}`: the curated uids as a DataComp subset file (sorted uint64 pairs).
 - `{outputs.get('dropped', facts.root / 'dropped.parquet')}`: every dropped sample with its drop reason and the
   stage that dropped it. Ingested = curated + dropped, each uid exactly once (checked at the end of the run)."""
+
+
+def _images(outputs: dict) -> str:
+    """How the export wrote the images, and how many it encoded again."""
+    if "images" not in outputs:
+        return "as ingested."
+    if outputs["images"].startswith("as ingested"):
+        return ("as ingested, transparency kept: readers that drop the alpha channel (webdataset's `decode(\"pil\")`, "
+                "open_clip) see the colour stored under it, not the pixels curate scored.")
+    return (f"{outputs['images']}: every reader sees the pixels curate scored. "
+            f"{outputs.get('images_converted', 0):,} were decoded and encoded again (the column `image_converted` "
+            f"of the shards' Parquet says which); the others are the ingested bytes.")
 
 
 def _sources(table: pl.DataFrame) -> str:

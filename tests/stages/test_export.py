@@ -3,11 +3,13 @@ DataComp's tooling read as they are."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 
 import numpy as np
 import pyarrow.parquet as pq
+import pytest
 import webdataset as wds
 from PIL import Image
 
@@ -101,3 +103,88 @@ def test_export_reads_the_right_rows_across_row_groups(tmp_path, monkeypatch):
         assert row["caption"] == ingested[row["uid"]]["caption"] and row["key"] == ingested[row["uid"]]["key"]
     keys = [row["key"] for row in metadata]
     assert keys == sorted(keys)  # kept samples in their original order
+
+
+def _kinds_tar(path, kinds):
+    """One sample per image kind, captioned with its kind."""
+    samples = [{"__key__": f"{index:06d}", ext.lower(): data, "txt": f"an image of kind {kind}".encode()}
+               for index, (kind, (ext, data, _)) in enumerate(kinds.items())]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(tar_bytes(samples))
+
+
+def _clip_art() -> bytes:
+    """Black strokes on a transparent background, the colour under it black: as clip art is."""
+    pixels = np.zeros((40, 40, 4), np.uint8)
+    pixels[10:30, 18:22, 3] = 255
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, "RGBA").save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _export_kinds(tmp_path, **params):
+    from hostile.corpus import image_kinds
+
+    usable = {kind: spec for kind, spec in image_kinds().items() if spec[2] is None}
+    usable["clip_art"] = ("png", _clip_art(), None)
+    _kinds_tar(tmp_path / "kinds.tar", usable)
+    stages = [{"stage": "export", "params": {"samples_per_shard": 100, **params}}]
+    pipeline = write_pipeline(tmp_path / "p.yaml", str(tmp_path / "kinds.tar"), tmp_path / "run", stages=stages)
+    summary = run_pipeline(load_pipeline(pipeline))
+    ingested = {row["uid"]: row for row in pq.read_table(tmp_path / "run" / "ingest_webdataset" / "kinds.parquet",
+                                                         columns=["uid", "caption", "image"]).to_pylist()}
+    metadata = {row["uid"]: row for row in pq.read_table(tmp_path / "run" / "export" / "shards" / "00000.parquet")
+                .to_pylist()}
+    return summary, usable, ingested, metadata, tmp_path / "run" / "export" / "shards" / "00000.tar"
+
+
+def test_readers_that_drop_alpha_see_the_pixels_curate_scored(tmp_path):
+    import torch
+
+    from curate.models.clip import load_clip
+    from curate.stages.score.model_batches import clip_pixels
+
+    summary, kinds, ingested, metadata, tar = _export_kinds(tmp_path)
+    clip = load_clip("curate-tiny-vit", None, "cpu")
+    read = list(wds.WebDataset(str(tar), shardshuffle=False).decode("pil"))
+    assert len(read) == len(kinds) == summary["curated"]
+    for row in read:
+        image = next(row[ext] for ext in ("jpg", "png", "webp") if ext in row)
+        theirs = clip.preprocess(image)  # open_clip's own transform, its _convert_to_rgb included
+        ours = clip.model_input(clip_pixels(clip, ingested[row["__key__"]]["image"])[None])[0]
+        assert torch.equal(theirs, ours), row["txt"]
+        if row["txt"].endswith(" clip_art"):  # the ingested bytes as those readers see them differ
+            original = Image.open(io.BytesIO(ingested[row["__key__"]]["image"]))
+            assert not torch.equal(clip.preprocess(original), ours)
+    by_kind = {row["caption"].rsplit(" ", 1)[-1]: row for row in metadata.values()}
+    untouched = {"jpeg", "png", "grey_jpeg", "webp", "upper_case_extension", "one_pixel"}
+    assert {kind for kind, row in by_kind.items() if not row["image_converted"]} == untouched
+    assert all(by_kind[kind]["image_format"] == "png" for kind in set(by_kind) - untouched)
+    members = {row["__key__"]: row for row in wds.WebDataset(str(tar), shardshuffle=False)}
+    for uid, row in metadata.items():  # untouched bytes are the ingested bytes; sha256 names those
+        written = members[uid][row["image_format"]]
+        assert (written == ingested[uid]["image"]) != row["image_converted"]
+        assert row["sha256"] == hashlib.sha256(ingested[uid]["image"]).hexdigest()
+    assert summary["outputs"]["images_converted"] == len(kinds) - len(untouched)
+
+
+def test_export_writes_the_format_asked_for_or_keeps_alpha(tmp_path):
+    summary, kinds, ingested, metadata, tar = _export_kinds(tmp_path / "jpg", image_format="jpg", quality=80)
+    members = {row["__key__"]: row for row in wds.WebDataset(str(tar), shardshuffle=False)}
+    assert {row["image_format"] for row in metadata.values()} == {"jpg"}
+    assert all("jpg" in row and Image.open(io.BytesIO(row["jpg"])).mode in ("RGB", "L") for row in members.values())
+    plain_jpeg = next(row for row in metadata.values() if row["caption"].endswith(" jpeg"))
+    assert not plain_jpeg["image_converted"]  # already a plain JPEG: passed through
+
+    summary, kinds, ingested, metadata, tar = _export_kinds(tmp_path / "alpha", keep_alpha=True)
+    members = {row["__key__"]: row for row in wds.WebDataset(str(tar), shardshuffle=False)}
+    alpha = next(uid for uid, row in metadata.items() if row["caption"].endswith(" alpha_png"))
+    assert members[alpha]["png"] == ingested[alpha]["image"] and not metadata[alpha]["image_converted"]
+    assert summary["outputs"]["images"] == "as ingested (keep_alpha)"
+
+
+def test_keep_alpha_with_another_format_is_refused():
+    from curate.stage import stage_class
+
+    with pytest.raises(ValueError, match="keep_alpha"):
+        stage_class("export").Params(image_format="jpg", keep_alpha=True)

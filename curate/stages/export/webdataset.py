@@ -3,30 +3,41 @@ a DataComp subset file (sorted u8,u8 uids) and sizes.json for open_clip's traine
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from PIL import Image
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from curate.io.subset import uids_to_u8u8, write_subset
 from curate.io.inputs import numbered
-from curate.io.samples import OPEN_CLIP_IMAGE_EXTENSIONS
 from curate.io.tars import tar_bytes
 from curate.run import sha256_hex, write_atomic, write_json_atomic, write_parquet_atomic
 from curate.schema import column_names, validate
 from curate.stage import Collected, SinkResult, SinkStage, StageParams, register
+from curate.stages.export.pixels import ImageFormat, export_image
 from curate.view import ViewPlan
 
 
 class ExportParams(StageParams):
-    """How many samples go in each output shard."""
+    """How many samples go in each output shard, and how their images are written."""
 
     samples_per_shard: int = Field(10_000, ge=1)
+    image_format: ImageFormat = Field("original", description="original: images every reader decodes as curate "
+                                      "scored them pass through, the others become PNG (lossless); png, jpg or "
+                                      "webp: every image in that format")
+    quality: int = Field(95, ge=1, le=100, description="jpg and webp quality")
+    keep_alpha: bool = Field(False, description="keep the images as ingested, transparency included (readers that "
+                             "drop alpha then see other pixels than curate scored)")
+
+    @model_validator(mode="after")
+    def _alpha_keeps_the_format(self) -> ExportParams:
+        if self.keep_alpha and self.image_format != "original":
+            raise ValueError("keep_alpha keeps the images as ingested: leave image_format at original")
+        return self
 
 
 @register
@@ -40,7 +51,18 @@ class ExportWebDataset(SinkStage):
 
     def needed_columns(self) -> tuple[str, ...]:
         """The sample columns the shards carry."""
-        return tuple(c for c in column_names("export.v1") if c != "uid") + ("image", "meta")
+        return tuple(c for c in column_names("export.v1") if c not in ("uid", "image_converted")) + ("image", "meta")
+
+    def _sample(self, row: dict) -> tuple[dict, str, bool]:
+        """One WebDataset sample, the extension of its image and whether the image was converted."""
+        p = self.params
+        image, ext, converted = export_image(row["image"], row["image_format"], p.image_format, p.quality, p.keep_alpha)
+        info = {k: row[k] for k in ("uid", "key", "source", "url", "caption", "width", "height", "sha256")}
+        if row.get("meta"):
+            info["meta"] = json.loads(row["meta"])
+        sample = {"__key__": row["uid"], ext: image, "txt": row["caption"].encode(),
+                  "json": json.dumps(info, sort_keys=True).encode()}
+        return sample, ext, converted
 
     def collect(self, view: pa.Table) -> pa.Table:
         """How many samples of this shard are kept."""
@@ -60,11 +82,16 @@ class ExportWebDataset(SinkStage):
         size = state["samples_per_shard"]
         start = int(unit) * size
         rows = _kept_rows(state, view, start, start + size)
-        samples = [_sample(row) for row in rows.to_pylist()]
+        samples, formats, converted = [], [], []
+        for row in rows.to_pylist():
+            sample, ext, changed = self._sample(row)
+            samples.append(sample)
+            formats.append(ext)
+            converted.append(changed)
         tar = tar_bytes(samples)
         write_atomic(out_dir / "shards" / f"{unit}.tar", tar)
-        written = pa.array([_image_ext(sample) for sample in samples], pa.string())
-        rows = rows.set_column(rows.column_names.index("image_format"), "image_format", written)
+        rows = rows.set_column(rows.column_names.index("image_format"), "image_format", pa.array(formats, pa.string()))
+        rows = rows.append_column("image_converted", pa.array(converted, pa.bool_()))
         meta = validate(rows.select(column_names("export.v1")), "export.v1", self.id)
         write_parquet_atomic(out_dir / "shards" / f"{unit}.parquet", meta)
         return {"rows": rows.num_rows, "output_sha256": sha256_hex(tar),
@@ -77,14 +104,16 @@ class ExportWebDataset(SinkStage):
         for stale in shards.glob("*"):
             if stale.stem not in units and stale.suffix in (".tar", ".parquet"):
                 stale.unlink()
-        sizes = {f"{u}.tar": pq.ParquetFile(shards / f"{u}.parquet").metadata.num_rows for u in units}
-        write_json_atomic(shards / "sizes.json", sizes)
-        parts = [uids_to_u8u8(pq.read_table(shards / f"{u}.parquet", columns=["uid"]).column(0).to_pylist())
-                 for u in units]
+        tables = [pq.read_table(shards / f"{u}.parquet", columns=["uid", "image_converted"]) for u in units]
+        write_json_atomic(shards / "sizes.json", {f"{u}.tar": t.num_rows for u, t in zip(units, tables)})
+        parts = [uids_to_u8u8(t.column("uid").to_pylist()) for t in tables]
         uids = np.concatenate(parts) if parts else uids_to_u8u8([])
         write_subset(out_dir / "subset.npy", uids)
+        converted = sum(pc.sum(t.column("image_converted")).as_py() or 0 for t in tables)
         summary = {"curated_shards": str(shards), "shard_count": len(units),
-                   "subset": str(out_dir / "subset.npy")}
+                   "subset": str(out_dir / "subset.npy"), "images_converted": converted,
+                   "images": "as ingested (keep_alpha)" if self.params.keep_alpha else
+                   f"RGB as scored, transparency on white ({self.params.image_format})"}
         return SinkResult(summary, uids)
 
 
@@ -111,26 +140,3 @@ def _take_rows(view: ViewPlan, shard: str, rows: np.ndarray) -> pa.Table:
     read_starts = np.concatenate([[0], np.cumsum(sizes[groups])[:-1]])
     positions = read_starts[np.searchsorted(groups, group_of_row)] + rows - starts[group_of_row]
     return view.read(shard, row_groups=groups.tolist()).take(pa.array(positions))
-
-
-def _sample(row: dict) -> dict:
-    """One WebDataset sample; formats open_clip cannot read are re-encoded as PNG."""
-    image, ext = row["image"], row["image_format"]
-    if ext not in OPEN_CLIP_IMAGE_EXTENSIONS:
-        image, ext = _to_png(image), "png"
-    info = {k: row[k] for k in ("uid", "key", "source", "url", "caption", "width", "height", "sha256")}
-    if row.get("meta"):
-        info["meta"] = json.loads(row["meta"])
-    return {"__key__": row["uid"], ext: image, "txt": row["caption"].encode(),
-            "json": json.dumps(info, sort_keys=True).encode()}
-
-
-def _image_ext(sample: dict) -> str:
-    return next(ext for ext in sample if ext in OPEN_CLIP_IMAGE_EXTENSIONS)
-
-
-def _to_png(data: bytes) -> bytes:
-    buffer = io.BytesIO()
-    with Image.open(io.BytesIO(data)) as image:
-        image.save(buffer, format="PNG")
-    return buffer.getvalue()
