@@ -313,29 +313,36 @@ def train(
 def eval_(
     checkpoint: str = typer.Argument(..., help="a `curate train` folder, a weights file or folder (with --model), "
                                      "or an open_clip pretrained tag (with --model, online)"),
-    suite: str = typer.Option("offline", help="offline: the embedded held-out sets (built on demand); "
+    suite: str = typer.Option("offline", help="offline: the embedded held-out sets (built on demand in data/eval); "
                               "datacomp: DataComp's 38 tasks, in clip_benchmark's WebDataset layout under --data"),
-    data: Optional[Path] = typer.Option(None, help="folder holding one folder per task (offline default: data/eval)"),
-    tasks: Optional[str] = typer.Option(None, help="comma-separated task keys to run (default: the whole suite)"),
+    data: Optional[Path] = typer.Option(None, help="folder holding one folder per task, only read (offline default: "
+                                        "data/eval, where missing sets are built)"),
+    tasks: Optional[str] = typer.Option(None, help="comma-separated task keys to run (default: the whole suite); "
+                                        "their results go to SUITE/tasks/KEYS, beside the whole suite's"),
     model: Optional[str] = typer.Option(None, help="open_clip architecture (default: from the train folder)"),
     out: Optional[Path] = typer.Option(None, help="where results.json and results.md go "
                                        "(default: CHECKPOINT/eval/SUITE, or eval/SUITE for a file or tag)"),
+    alpha: str = typer.Option("white", help="transparent pixels: white (as curate scores and trains), black, or "
+                              "drop (the alpha channel dropped after resizing, as clip_benchmark and DataComp's "
+                              "evaluation do: their numbers)"),
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
     decode_threads: int = typer.Option(2, min=1, help="threads decoding images ahead of the model"),
 ) -> None:
     """Evaluate a checkpoint on a task suite: zero-shot classification (prompt ensembles from the
     files beside each set) and image-text retrieval; per-task metrics, each task's main metric
     as DataComp names it, and their unweighted average."""
-    from curate.eval.suite import evaluate_suite, load_checkpoint, markdown, ready_tasks, write_results
+    from curate.eval.suite import evaluate_suite, load_checkpoint, markdown, ready_tasks, results_dir, write_results
     from curate.progress import Progress
 
+    keys = [key.strip() for key in tasks.split(",")] if tasks else None
     try:
-        chosen, root = ready_tasks(suite, tasks.split(",") if tasks else None, data)
-        clip = load_checkpoint(checkpoint, model, device)
+        if alpha not in ("white", "black", "drop"):
+            raise CurateError(f"--alpha {alpha!r}: choose white, black or drop")
+        clip = load_checkpoint(checkpoint, model, device)  # a bad checkpoint fails before any set is built
+        chosen, root = ready_tasks(suite, keys, data, log=lambda line: console.print(line, highlight=False))
         results = {"checkpoint": checkpoint,
-                   **evaluate_suite(clip, suite, chosen, root, Progress(), decode_threads)}
-        folder = Path(checkpoint) if Path(checkpoint).is_dir() else Path(".")
-        written = write_results(results, out or folder / "eval" / suite)
+                   **evaluate_suite(clip, suite, chosen, root, Progress(), decode_threads, alpha)}
+        written = write_results(results, out or results_dir(checkpoint, suite, keys, alpha))
     except CurateError as error:
         _fail(error)
     console.print(markdown(results), highlight=False)

@@ -1,13 +1,14 @@
-"""Reading an evaluation set: curate's own (`curate pools build fashion-mnist-test --out DIR`)
-or a dataset in clip_benchmark's WebDataset layout, the one DataComp's evaluation sets come in:
+"""Reading an evaluation set in clip_benchmark's WebDataset layout, the one DataComp's evaluation
+sets come in and `curate pools build fashion-mnist-test --out DIR` writes:
 
     DIR/classnames.txt                          one class name per line (classification)
     DIR/zeroshot_classification_templates.txt   one prompt per line, the class name as {c}
-    DIR/<split>/nshards.txt                     N: the shards are 0.tar ... N-1.tar (clip_benchmark)
-    DIR/<split>/*.tar  (clip_benchmark)  or  DIR/*.tar  (curate)
+    DIR/dataset_type.txt                        retrieval, or classification (the default)
+    DIR/<split>/nshards.txt                     N: the shards are 0.tar ... N-1.tar
+    DIR/<split>/*.tar  or  DIR/*.tar            (sets without nshards.txt, as curate wrote them before)
 
 A sample holds its image (webp, png, jpg, ...), its label as `cls` (or `label` in its `.json`,
-curate's layout), its captions as `txt`, one per line (retrieval), a metadata vector as `npy`
+older curate sets), its captions as `txt`, one per line (retrieval), a metadata vector as `npy`
 (DataComp's WILDS and fairness sets) and, for WinoGAViL, its candidate images as `<i>.<ext>`
 (member `KEY.3.png` is candidate 3)."""
 
@@ -23,11 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from curate.errors import ConfigError, InputError
-from curate.pools.writer import CLASSNAMES_FILE, TEMPLATES_FILE
+from curate.pools.writer import CLASSNAMES_FILE, NSHARDS_FILE, TEMPLATES_FILE
 from curate.stages.ingest.webdataset import grouped_members
 
 IMAGE_EXTENSIONS = ("webp", "png", "jpg", "jpeg", "ppm", "bmp", "tif", "tiff")
-NSHARDS_FILE = "nshards.txt"
 
 
 @dataclass

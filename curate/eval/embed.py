@@ -7,16 +7,18 @@ from typing import Any
 
 import numpy as np
 
-from curate.stages.score.model_batches import BatchFeeder, clip_pixels
+from curate.stages.score.model_batches import Alpha, BatchFeeder, clip_pixels
 
 BATCH = 256
 
 
-def embed_images(clip: Any, images: list[bytes | None], feeder: BatchFeeder) -> tuple[np.ndarray, np.ndarray]:
-    """(embeddings of the images that decode, whether each image decoded)."""
+def embed_images(clip: Any, images: list[bytes | None], feeder: BatchFeeder,
+                 alpha: Alpha = "white") -> tuple[np.ndarray, np.ndarray]:
+    """(embeddings of the images that decode, whether each image decoded); `alpha`: how
+    transparent pixels are shown (see `decoded_rgb`)."""
     import torch
 
-    pixels = feeder.map(lambda data: None if data is None else clip_pixels(clip, data), images)
+    pixels = feeder.map(lambda data: None if data is None else clip_pixels(clip, data, alpha), images)
     decoded = np.array([p is not None for p in pixels], dtype=bool)
     good = [p for p in pixels if p is not None]
     chunks = [clip.encode_images(torch.stack(good[i:i + BATCH])).cpu().numpy() for i in range(0, len(good), BATCH)]

@@ -7,6 +7,7 @@ import json
 import math
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from curate.errors import ConfigError
@@ -14,7 +15,7 @@ from curate.eval.data import shards
 from curate.eval.tasks import Task, run_task
 from curate.progress import NullProgress
 from curate.run import write_atomic
-from curate.stages.score.model_batches import BatchFeeder
+from curate.stages.score.model_batches import Alpha, BatchFeeder
 
 OFFLINE = (
     Task("fashion-mnist-test", "Fashion-MNIST", "classification", "acc1"),
@@ -46,24 +47,29 @@ def choose(tasks: tuple[Task, ...], keys: list[str] | None) -> tuple[Task, ...]:
     return tuple(t for t in tasks if t.key in keys)
 
 
-def prepare_offline(root: Path, tasks: tuple[Task, ...]) -> None:
-    """Build the offline evaluation sets that `root` lacks (they come from local packages); a set
-    built before sets kept their class names beside them is built again with its own options."""
+def prepare_offline(root: Path, tasks: tuple[Task, ...], log: Callable[[str], None] = lambda _: None) -> None:
+    """Build the offline evaluation sets that `root` lacks (they come from local packages), saying
+    so through `log`; a set built in an older layout (without clip_benchmark's test/nshards.txt or
+    its class names) is built again with its own options."""
     from curate.pools import build
-    from curate.pools.writer import CLASSNAMES_FILE, MANIFEST
+    from curate.pools.writer import CLASSNAMES_FILE, EVAL_SPLIT, MANIFEST, NSHARDS_FILE
 
     for task in tasks:
         folder = root / task.key
         try:
             manifest = json.loads((folder / MANIFEST).read_text())
         except (OSError, ValueError):
+            log(f"building the evaluation set {task.key} in {folder} (from local packages; once)")
             build(task.key, folder)
             continue
-        if task.kind == "classification" and not (folder / CLASSNAMES_FILE).exists():
+        outdated = not (folder / EVAL_SPLIT / NSHARDS_FILE).exists() or (
+            task.kind == "classification" and not (folder / CLASSNAMES_FILE).exists())
+        if outdated:
+            log(f"building the evaluation set {task.key} in {folder} again, in clip_benchmark's layout")
             build(task.key, folder, **manifest.get("options", {}))
 
 
-def check_present(root: Path, tasks: tuple[Task, ...]) -> None:
+def check_present(root: Path, tasks: tuple[Task, ...], suite: str = "datacomp") -> None:
     """Every task's folder holds shards; else one error listing all that are missing."""
     missing = []
     for task in tasks:
@@ -71,29 +77,37 @@ def check_present(root: Path, tasks: tuple[Task, ...]) -> None:
             shards(root / task.key)
         except ConfigError:
             missing.append(task.key)
-    if missing:
-        raise ConfigError(f"{len(missing)} of {len(tasks)} evaluation sets are missing under {root}: "
-                          f"{', '.join(missing)}; download them (DataComp: download_evalsets.py) or choose "
-                          f"tasks with --tasks")
+    if not missing:
+        return
+    if suite == "offline":
+        how = (f"build them with `curate pools build NAME --out {root}/NAME` (curate builds sets itself only under "
+               f"{DEFAULT_OFFLINE_ROOT}, never in a folder given with --data)")
+    else:
+        how = "download them (DataComp: download_evalsets.py)"
+    raise ConfigError(f"{len(missing)} of {len(tasks)} evaluation sets are missing under {root}: "
+                      f"{', '.join(missing)}; {how}, or choose tasks with --tasks")
 
 
-def ready_tasks(suite: str, keys: list[str] | None, data: Path | None) -> tuple[tuple[Task, ...], Path]:
-    """(the chosen tasks of a suite, their data root), every set present: the offline suite's
-    root defaults to data/eval and its missing sets are built; DataComp's root must be given."""
+def ready_tasks(suite: str, keys: list[str] | None, data: Path | None,
+                log: Callable[[str], None] = lambda _: None) -> tuple[tuple[Task, ...], Path]:
+    """(the chosen tasks of a suite, their data root), every set present. The offline suite's
+    root defaults to data/eval, where curate builds the sets that are missing (announced through
+    `log`); a root given otherwise is only read. DataComp's root must be given."""
     tasks = choose(suite_tasks(suite), keys)
     if suite == "datacomp" and data is None:
         raise ConfigError("--suite datacomp needs --data: the folder holding DataComp's evaluation sets")
     root = data or DEFAULT_OFFLINE_ROOT
-    if suite == "offline":
-        prepare_offline(root, tasks)
-    check_present(root, tasks)
+    if suite == "offline" and Path(root).resolve() == DEFAULT_OFFLINE_ROOT.resolve():
+        prepare_offline(root, tasks, log)
+    check_present(root, tasks, suite)
     return tasks, root
 
 
 def evaluate_suite(clip: Any, suite: str, tasks: tuple[Task, ...], root: Path,
-                   progress: NullProgress | None = None, threads: int = 2) -> dict:
+                   progress: NullProgress | None = None, threads: int = 2, alpha: Alpha = "white") -> dict:
     """`evaluate`, with the suite named and, for DataComp's, its group averages."""
-    results = {"suite": suite, "data": str(root), **evaluate(clip, tasks, root, progress, threads)}
+    results = {"suite": suite, "data": str(root), "alpha": alpha,
+               **evaluate(clip, tasks, root, progress, threads, alpha)}
     if suite == "datacomp":
         from curate.eval.datacomp import group_averages
 
@@ -102,8 +116,9 @@ def evaluate_suite(clip: Any, suite: str, tasks: tuple[Task, ...], root: Path,
 
 
 def evaluate(clip: Any, tasks: tuple[Task, ...], root: Path, progress: NullProgress | None = None,
-             threads: int = 2) -> dict:
-    """Run every task on its set under `root`; the results dict (see `write_results`)."""
+             threads: int = 2, alpha: Alpha = "white") -> dict:
+    """Run every task on its set under `root`; the results dict (see `write_results`). `alpha`:
+    how transparent pixels are shown (white as curate scores; "drop" as clip_benchmark)."""
     progress = progress or NullProgress()
     feeder = BatchFeeder(threads, "eval")
     results = []
@@ -112,7 +127,7 @@ def evaluate(clip: Any, tasks: tuple[Task, ...], root: Path, progress: NullProgr
             folder = root / task.key
             started = time.perf_counter()
             with progress.stage(task.key, len(shards(folder))) as bar:
-                found, counts = run_task(task, clip, folder, feeder, lambda n: bar.advance({"rows": n}))
+                found, counts = run_task(task, clip, folder, feeder, lambda n: bar.advance({"rows": n}), alpha)
             results.append({"task": task.key, "name": task.name, "kind": task.kind,
                             "main_metric": task.main_metric, "main": found[task.main_metric],
                             "metrics": found, "counts": counts,
@@ -138,6 +153,15 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def results_dir(checkpoint: str, suite: str, keys: list[str] | None = None, alpha: str = "white") -> Path:
+    """Where `curate eval` writes by default: CHECKPOINT/eval/SUITE (./eval/SUITE for a file or a
+    tag), with chosen tasks or another alpha in a folder of their own, so that the whole suite's
+    results are never overwritten by part of them."""
+    folder = Path(checkpoint) if Path(checkpoint).is_dir() else Path(".")
+    name = suite if alpha == "white" else f"{suite}-alpha-{alpha}"
+    return folder / "eval" / name / "tasks" / "+".join(keys) if keys else folder / "eval" / name
+
+
 def write_results(results: dict, out: Path) -> tuple[Path, Path]:
     """results.json and results.md in `out`."""
     out.mkdir(parents=True, exist_ok=True)
@@ -153,6 +177,9 @@ def load_checkpoint(checkpoint: str, model: str | None, device: str = "auto") ->
     from curate.models.clip import load_clip
 
     path = Path(checkpoint)
+    if model is None and not path.exists():
+        raise ConfigError(f"checkpoint {checkpoint} does not exist: give a `curate train` folder, or a weights "
+                          f"file or an open_clip pretrained tag with --model")
     if model is None:
         config = (path if path.is_dir() else path.parent) / "train_config.json"
         if not config.is_file():

@@ -14,7 +14,7 @@ from curate.errors import ConfigError
 from curate.eval import metrics
 from curate.eval.data import EvalSample, class_prompts, samples, shards
 from curate.eval.embed import embed_images, embed_texts, zero_shot_classifier
-from curate.stages.score.model_batches import BatchFeeder
+from curate.stages.score.model_batches import Alpha, BatchFeeder
 
 
 @dataclass
@@ -52,7 +52,8 @@ def classification_metrics(result: Classified) -> dict[str, float]:
     return found
 
 
-def classify(clip: Any, folder: Path, feeder: BatchFeeder, on_shard: Callable[[int], None]) -> Classified:
+def classify(clip: Any, folder: Path, feeder: BatchFeeder, on_shard: Callable[[int], None],
+             alpha: Alpha = "white") -> Classified:
     """Zero-shot logits (cosine similarity to every class's prompt ensemble, x100 as CLIP scales
     them) of every labelled image of a set that decodes."""
     classnames, templates = class_prompts(folder)
@@ -62,7 +63,7 @@ def classify(clip: Any, folder: Path, feeder: BatchFeeder, on_shard: Callable[[i
     for shard, items in _shards(folder):
         labelled = [s for s in items if s.label is not None and 0 <= s.label < len(classnames)]
         counts["unlabelled"] += len(items) - len(labelled)
-        embeddings, decoded = embed_images(clip, [s.image for s in labelled], feeder)
+        embeddings, decoded = embed_images(clip, [s.image for s in labelled], feeder, alpha)
         counts["undecodable"] += int((~decoded).sum())
         kept = [s for s, ok in zip(labelled, decoded) if ok]
         if kept:
@@ -76,14 +77,15 @@ def classify(clip: Any, folder: Path, feeder: BatchFeeder, on_shard: Callable[[i
     return Classified(np.concatenate(logits), np.array(labels), extras, counts)
 
 
-def retrieve(clip: Any, folder: Path, feeder: BatchFeeder, on_shard: Callable[[int], None]) -> tuple[dict, dict]:
+def retrieve(clip: Any, folder: Path, feeder: BatchFeeder, on_shard: Callable[[int], None],
+             alpha: Alpha = "white") -> tuple[dict, dict]:
     """(recall@1/5/10 both ways and their means, counts) over every image that decodes and has captions."""
     images, texts, text_image = [], [], []
     counts = {"samples": 0, "texts": 0, "undecodable": 0, "uncaptioned": 0}
     for shard, items in _shards(folder):
         captioned = [s for s in items if s.texts]
         counts["uncaptioned"] += len(items) - len(captioned)
-        embeddings, decoded = embed_images(clip, [s.image for s in captioned], feeder)
+        embeddings, decoded = embed_images(clip, [s.image for s in captioned], feeder, alpha)
         counts["undecodable"] += int((~decoded).sum())
         for sample in (s for s, ok in zip(captioned, decoded) if ok):
             text_image += [counts["samples"]] * len(sample.texts)
@@ -123,7 +125,8 @@ def _strings(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
-def associate(clip: Any, folder: Path, feeder: BatchFeeder, on_shard: Callable[[int], None]) -> tuple[dict, dict]:
+def associate(clip: Any, folder: Path, feeder: BatchFeeder, on_shard: Callable[[int], None],
+              alpha: Alpha = "white") -> tuple[dict, dict]:
     """(WinoGAViL's Jaccard scores, counts): per instance, the candidate images most similar to
     the cue's prompt, as many as it has associations, against those associations."""
     jaccards, sizes = [], []
@@ -131,7 +134,7 @@ def associate(clip: Any, folder: Path, feeder: BatchFeeder, on_shard: Callable[[
     for shard, items in _shards(folder):
         instances = [found for s in items if (found := association(s)) is not None]
         counts["invalid"] += len(items) - len(instances)
-        embeddings, decoded = embed_images(clip, [i for _, _, images in instances for i in images], feeder)
+        embeddings, decoded = embed_images(clip, [i for _, _, images in instances for i in images], feeder, alpha)
         kept = _decoded_instances(instances, embeddings, decoded)
         counts["undecodable"] += len(instances) - len(kept)
         cues = embed_texts(clip, [cue_prompt(cue) for cue, _, _ in kept]) if kept else []
@@ -157,14 +160,14 @@ def _decoded_instances(instances: list, embeddings: np.ndarray, decoded: np.ndar
     return kept
 
 
-def run_task(task: Task, clip: Any, folder: Path, feeder: BatchFeeder,
-             on_shard: Callable[[int], None]) -> tuple[dict[str, float], dict[str, int]]:
-    """(metrics, counts) of one task on its set."""
+def run_task(task: Task, clip: Any, folder: Path, feeder: BatchFeeder, on_shard: Callable[[int], None],
+             alpha: Alpha = "white") -> tuple[dict[str, float], dict[str, int]]:
+    """(metrics, counts) of one task on its set; `alpha`: how transparent pixels are shown."""
     if task.kind == "retrieval":
-        return retrieve(clip, folder, feeder, on_shard)
+        return retrieve(clip, folder, feeder, on_shard, alpha)
     if task.kind == "winogavil":
-        return associate(clip, folder, feeder, on_shard)
-    result = classify(clip, folder, feeder, on_shard)
+        return associate(clip, folder, feeder, on_shard, alpha)
+    result = classify(clip, folder, feeder, on_shard, alpha)
     found = classification_metrics(result)
     if task.extra_metrics is not None:
         found.update(task.extra_metrics(result))

@@ -5,8 +5,16 @@ Layout of a pool (or evaluation set) folder OUT, with shards numbered 00000, 000
     OUT/{s:05d}.tar       <key>.<png|jpg>, <key>.txt (caption), <key>.json (ground truth + key + caption)
     OUT/{s:05d}.parquet   one row per sample: key, caption, width, height, sha256, ground-truth columns
     OUT/_pool.json        name, kind, n, shards, samples_per_shard, counts, outputs, ... (written last)
+
+An evaluation set (kind "eval") takes clip_benchmark's WebDataset layout instead, which
+`clip_benchmark eval --dataset wds/NAME --dataset_root OUT` reads as it is:
+
+    OUT/test/{0..N-1}.tar   as above, and the label as <key>.cls (classification)
+    OUT/test/{i}.parquet    the ground truth, as above
+    OUT/test/nshards.txt    N
+    OUT/dataset_type.txt    classification or retrieval
     OUT/classnames.txt, OUT/zeroshot_classification_templates.txt
-                          a classification set's class names and prompts, one a line (clip_benchmark's files)
+                            a classification set's class names and prompts, one a line
 
 Every file is written atomically; `_pool.json` is removed first and written last, so its
 presence marks a complete build. Its `outputs` names what the build wrote directly in OUT
@@ -37,6 +45,10 @@ BASE_COLUMNS = {"key": pa.string(), "caption": pa.string(), "width": pa.int32(),
 MANIFEST = "_pool.json"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 _SHARD_FILE = re.compile(r"^\d{5}\.(tar|parquet)$")
+_EVAL_SHARD_FILE = re.compile(r"^\d+\.(tar|parquet)$")
+EVAL_SPLIT = "test"
+NSHARDS_FILE = "nshards.txt"
+DATASET_TYPE_FILE = "dataset_type.txt"
 _OUTPUT_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")  # one path component, not "." or ".."
 CLASSNAMES_FILE = "classnames.txt"
 TEMPLATES_FILE = "zeroshot_classification_templates.txt"
@@ -93,8 +105,10 @@ def _check(sample: PoolSample, seen: set[str], columns: dict[str, pa.DataType]) 
     seen.add(sample.key)
 
 
-def _tar(samples: list[PoolSample]) -> bytes:
+def _tar(samples: list[PoolSample], labels: bool = False) -> bytes:
+    """The samples' members; with `labels`, an evaluation sample's label as `cls` too."""
     return tar_bytes([{"__key__": s.key, s.ext: s.image, "txt": s.caption,
+                       **({"cls": str(s.truth["label"])} if labels and s.truth.get("label") is not None else {}),
                        "json": json.dumps({**s.truth, "key": s.key, "caption": s.caption}, sort_keys=True)}
                       for s in samples])
 
@@ -200,16 +214,24 @@ def write_pool(samples: Iterable[PoolSample], out: Path, *, name: str, columns: 
     refused: list[str] = []
     reasons: dict[str, int] = {}
     shards: list[str] = []
+    evaluation = kind == "eval"
     for batch in _batches(refuse(samples, exclude, refused, reasons), samples_per_shard):
         for sample in batch:
             _check(sample, seen, columns)
-        shard = f"{len(shards):05d}"
-        write_atomic(out / f"{shard}.tar", _tar(batch))
+        shard = f"{EVAL_SPLIT}/{len(shards)}" if evaluation else f"{len(shards):05d}"
+        write_atomic(out / f"{shard}.tar", _tar(batch, labels=evaluation))
         write_atomic(out / f"{shard}.parquet", parquet_bytes(_table(batch, columns)))
         shards.append(shard)
-    for file_name, text in (files or {}).items():
+    files = dict(files or {})
+    if evaluation:
+        write_atomic(out / EVAL_SPLIT / NSHARDS_FILE, f"{len(shards)}\n".encode())
+        remove_stale(out / EVAL_SPLIT, {f"{s.split('/')[1]}.{ext}" for s in shards for ext in ("tar", "parquet")},
+                     _EVAL_SHARD_FILE)
+        files[DATASET_TYPE_FILE] = f"{(manifest or {}).get('task', 'classification')}\n"
+    for file_name, text in files.items():
         write_atomic(out / file_name, text.encode())
-    outputs = sorted([f"{s}.{ext}" for s in shards for ext in ("tar", "parquet")] + list(files or {}))
+    written = [EVAL_SPLIT] if evaluation else [f"{s}.{ext}" for s in shards for ext in ("tar", "parquet")]
+    outputs = sorted(written + list(files))
     remove_stale(out, set(outputs))
     extra = dict(manifest or {})
     counts = {"written": len(seen), **extra.pop("counts", {})}

@@ -299,10 +299,10 @@ def test_eval_datacomp_end_to_end(tmp_path, weights):
     assert "FMoW" in text and "acc_worst_region" in text
 
 
-def test_missing_sets_are_listed(tmp_path):
+def test_missing_sets_are_listed(tmp_path, weights):
     FAKE["cifar10"](tmp_path)
     FAKE["misc/winogavil"](tmp_path)
-    code, text = invoke("eval", "nothing.pt", "--model", "curate-tiny-vit", "--suite", "datacomp",
+    code, text = invoke("eval", weights, "--model", "curate-tiny-vit", "--suite", "datacomp",
                         "--data", tmp_path, "--device", "cpu")
     assert code != 0
     assert "36of38evaluationsetsaremissing" in text

@@ -73,3 +73,40 @@ def test_sets_keep_class_names_and_prompts_beside_them_and_old_builds_are_redone
     prepare_offline(tmp_path, tuple(t for t in OFFLINE if t.key == "fashion-mnist-test"))
     assert (folder / "classnames.txt").exists()
     assert json.loads((folder / "_pool.json").read_text())["n"] == 5  # built again with its own options
+
+
+def test_a_missing_checkpoint_fails_before_any_set_is_built(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["eval", "runs/nothing-here", "--device", "cpu"])
+    assert result.exit_code == 2 and "does not exist" in result.output
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.skipif(not TUXPAINT_STAMPS.exists(), reason="apt package tuxpaint-stamps-default is not installed")
+def test_a_given_data_folder_is_only_read(tmp_path, clip):
+    checkpoint = _train_folder(tmp_path / "run", clip)
+    data = tmp_path / "mine"
+    data.mkdir()
+    (data / "notes.txt").write_text("a user's folder")
+    result = CliRunner().invoke(app, ["eval", str(checkpoint), "--data", str(data), "--tasks", "tuxpaint-retrieval",
+                                      "--device", "cpu"])
+    assert result.exit_code == 2
+    assert "curate pools build NAME --out" in " ".join(result.output.split())
+    assert [p.name for p in data.iterdir()] == ["notes.txt"]
+
+
+@pytest.mark.skipif(not TUXPAINT_STAMPS.exists(), reason="apt package tuxpaint-stamps-default is not installed")
+def test_missing_sets_are_built_with_a_note_and_chosen_tasks_keep_the_whole_suite_results(tmp_path, clip,
+                                                                                           monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    checkpoint = _train_folder(tmp_path / "run", clip)
+    whole = checkpoint / "eval" / "offline" / "results.json"
+    whole.parent.mkdir(parents=True)
+    whole.write_text('{"the": "whole suite"}')
+    result = CliRunner().invoke(app, ["eval", str(checkpoint), "--tasks", "tuxpaint-retrieval", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "building the evaluation set tuxpaint-retrieval" in result.output
+    assert (tmp_path / "data" / "eval" / "tuxpaint-retrieval" / "test" / "nshards.txt").is_file()
+    assert whole.read_text() == '{"the": "whole suite"}'
+    part = json.loads((checkpoint / "eval" / "offline" / "tasks" / "tuxpaint-retrieval" / "results.json").read_text())
+    assert [t["task"] for t in part["tasks"]] == ["tuxpaint-retrieval"] and part["alpha"] == "white"

@@ -96,10 +96,11 @@ def test_a_rebuild_removes_only_what_the_last_build_wrote(tmp_path: Path) -> Non
     build("flags-eval", tmp_path, limit=2, samples_per_shard=1)
     planted = _unrelated(tmp_path)
     meta = build("flags-eval", tmp_path, limit=1)  # was 2 shards, now 1
-    task_files = ["classnames.txt", "zeroshot_classification_templates.txt"]  # beside a classification set
-    assert _still_there(tmp_path, planted) and meta["outputs"] == ["00000.parquet", "00000.tar", *task_files]
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["00000.csv", "00000.parquet", "00000.tar",
-                                                                 "_pool.json", *task_files, "mine", "notes.txt"])
+    task_files = ["classnames.txt", "dataset_type.txt", "zeroshot_classification_templates.txt"]
+    assert _still_there(tmp_path, planted) and meta["outputs"] == [*task_files[:2], "test", task_files[2]]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["00000.csv", "_pool.json", *task_files, "mine",
+                                                                 "notes.txt", "test"])
+    assert sorted(p.name for p in (tmp_path / "test").iterdir()) == ["0.parquet", "0.tar", "nshards.txt"]
     build("synthetic", tmp_path, n=3, samples_per_shard=2, fmt="folder")  # another pool in the same folder
     assert _still_there(tmp_path, planted) and (tmp_path / "00001").is_dir()
     build("flags-eval", tmp_path, limit=1)

@@ -87,5 +87,6 @@ def test_retrieval_set_layout(tmp_path: Path) -> None:
     assert all(is_retrieval(r["caption"]) for r in evaluated)
     assert (evaluated[0]["caption"], evaluated[0]["path"]) == (first.caption, first.image)
     key = first.stem.replace("/", "_")
-    with tarfile.open(tmp_path / "00000.tar") as tar:
+    with tarfile.open(tmp_path / "test" / "0.tar") as tar:
         assert tar.getnames()[:3] == [f"{key}.png", f"{key}.txt", f"{key}.json"]
+    assert (tmp_path / "dataset_type.txt").read_text() == "retrieval\n"

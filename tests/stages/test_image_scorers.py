@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from curate import load_pipeline, run_pipeline
 from curate.io.tars import tar_bytes
-from curate.stages.score.model_batches import on_white
+from curate.stages.score.model_batches import on_colour
 from curate.stages.score.text_in_image import covered_fraction
 from conftest import sample, write_pipeline
 
@@ -69,7 +69,7 @@ def test_nsfw_scores_equal_the_packages_own_classifier(tmp_path):
     reference = Classifier()
     for name, data in IMAGES.items():
         if name == "rgba":  # the stage sees what a viewer sees: transparency over white
-            data = _encoded(on_white(Image.open(io.BytesIO(data))), "PNG")
+            data = _encoded(on_colour(Image.open(io.BytesIO(data))), "PNG")
         assert rows[name]["nsfw_score"] == pytest.approx(reference.score_bytes(data), abs=1e-5)
         assert 0 <= rows[name]["nsfw_score"] <= 1
     assert rows["broken"]["nsfw_score"] is None  # dropped at ingest: not scored

@@ -67,7 +67,7 @@ class Decontaminate(DuplicateStage):
         found = []
         for entry in self.params.eval_sets:
             path = Path(entry).resolve()
-            tars = sorted(path.glob("*.tar")) if path.is_dir() else [path] if path.is_file() else []
+            tars = _set_shards(path) if path.is_dir() else [path] if path.is_file() else []
             if not tars:
                 raise ConfigError(f"stage {self.id!r}: evaluation set {entry} has no .tar shards; build it with "
                                   f"`curate pools build <name> --out {entry}` (see `curate pools list`)")
@@ -127,6 +127,16 @@ class Decontaminate(DuplicateStage):
         if not ids:
             raise ConfigError(f"stage {self.id!r}: no image of the evaluation sets could be embedded")
         return ids, np.concatenate([v for v in vectors if len(v)])
+
+
+def _set_shards(folder: Path) -> list[Path]:
+    """An evaluation set's shards, in clip_benchmark's layout or curate's older flat one."""
+    from curate.eval.data import shards  # curate.eval.data reads samples with the ingest stage's reader
+
+    try:
+        return shards(folder)
+    except ConfigError:
+        return []
 
 
 def _image(members: dict[str, bytes]) -> bytes | None:

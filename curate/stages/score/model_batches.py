@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import io
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Literal
 
 import pyarrow as pa
 from PIL import Image
 
+Alpha = Literal["white", "black", "drop"]  # how transparent pixels are shown (see decoded_rgb)
 
 def scorable_rows(batch: pa.RecordBatch, columns: tuple[str, ...]) -> list[int]:
     """Indices of the rows not dropped yet whose `columns` are all present."""
@@ -18,29 +19,33 @@ def scorable_rows(batch: pa.RecordBatch, columns: tuple[str, ...]) -> list[int]:
     return [i for i in range(batch.num_rows) if alive[i] and all(column[i] for column in present)]
 
 
-def decoded_rgb(data: bytes) -> Image.Image | None:
+def decoded_rgb(data: bytes, alpha: Alpha = "white") -> Image.Image | None:
     """An encoded image decoded to RGB, transparent pixels shown on white, or None when it does
-    not decode (an image that passed a header-only check at ingest may still fail here)."""
+    not decode (an image that passed a header-only check at ingest may still fail here).
+
+    alpha "black" shows them on black; "drop" converts to RGB as webdataset's `decode("pil")`
+    does, dropping the alpha channel so that the colour stored under it shows (what open_clip's
+    trainer, clip_benchmark and DataComp's evaluation see)."""
     try:
         with Image.open(io.BytesIO(data)) as image:
-            return on_white(image)
+            return image.convert("RGB") if alpha == "drop" else on_colour(image, alpha)
     except Exception:  # PIL raises many types for bad bytes; all mean the same here
         return None
 
 
-def on_white(image: Image.Image) -> Image.Image:
+def on_colour(image: Image.Image, colour: str = "white") -> Image.Image:
     """RGB as a viewer shows the image: a plain convert would keep the colour under transparent
     pixels, mostly black, so black clip art on a transparent background became a black square."""
     if image.mode not in ("RGBA", "LA", "PA", "RGBa", "La") and "transparency" not in image.info:
         return image.convert("RGB")
     rgba = image.convert("RGBA")
-    return Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba).convert("RGB")
+    return Image.alpha_composite(Image.new("RGBA", rgba.size, colour), rgba).convert("RGB")
 
 
-def clip_pixels(clip: Any, data: bytes) -> Any:
+def clip_pixels(clip: Any, data: bytes, alpha: Alpha = "white") -> Any:
     """An encoded image as a LoadedClip takes it (see LoadedClip.pixels), or None when it does
     not decode."""
-    image = decoded_rgb(data)
+    image = decoded_rgb(data, alpha)
     return None if image is None else clip.pixels(image)
 
 
