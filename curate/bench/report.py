@@ -38,7 +38,7 @@ def report_pipeline(pool: Path, run_dir: Path, metadata: Path, samples_per_shard
             {"stage": "dedup_exact", "params": {"keep_by": "caption_words"}},
             {"stage": "select_top_fraction", "params": {"column": "caption_unique_word_fraction", "fraction": 0.8}},
             {"stage": "metaclip_match", "params": {"metadata": str(metadata)}},
-            {"stage": "metaclip_balance", "params": {"tail_fraction": 0.9, "metadata": str(metadata)}},
+            {"stage": "metaclip_balance", "params": {"tail_entry_fraction": 0.9, "metadata": str(metadata)}},
             {"stage": "export", "params": {"samples_per_shard": samples_per_shard}},
         ],
     )

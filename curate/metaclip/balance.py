@@ -55,9 +55,27 @@ def threshold_for_size(target: float, rows: np.ndarray, entry: np.ndarray, count
     return high
 
 
-def threshold_for_tail(counts: np.ndarray, fraction: float) -> float:
+def threshold_for_tail(counts: np.ndarray, p: float) -> float:
+    """MetaCLIP 2's p_to_t: with the entry counts sorted ascending, the count at which the
+    running share of matches (cumulative count / total) is nearest to `p`, the first such on a tie.
+    p is the share of *matches* that fall in tail entries, not the share of entries."""
+    ordered = np.sort(counts)
+    total = ordered.sum()
+    if total == 0:
+        return 1.0
+    share = np.cumsum(ordered) / total
+    return float(ordered[np.abs(share - p).argmin()])
+
+
+def tail_share(counts: np.ndarray, t: float) -> float:
+    """MetaCLIP 2's t_to_p: the share of matches in entries counted fewer than t times."""
+    total = counts.sum()
+    return float(counts[counts < t].sum() / total) if total else 0.0
+
+
+def threshold_for_tail_entries(counts: np.ndarray, fraction: float) -> float:
     """The smallest t such that `fraction` of the matched entries have count <= t (are tail
-    entries, kept whole)."""
+    entries, kept whole): a share of entries, where `threshold_for_tail` takes a share of matches."""
     matched = np.sort(counts[counts > 0])
     if not len(matched):
         return 1.0

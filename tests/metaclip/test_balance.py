@@ -105,8 +105,29 @@ def test_t_from_a_target_size_or_a_tail_fraction(tmp_path):
     assert _within_binomial(details["realised_size"], 2005, 600 / 2005)
     sampled, _ = _run(tmp_path, "sampled", {"target_size": 600, "size_sample": 0.5})
     assert sampled["stages"][2]["details"]["expected_size"] == pytest.approx(600, rel=0.1)  # t from half the captions
-    summary, _ = _run(tmp_path, "tail", {"tail_fraction": 0.6})
+    summary, _ = _run(tmp_path, "tail", {"tail_entry_fraction": 0.6})
     assert summary["stages"][2]["details"]["t"] == 1000  # counts 5, 1000, 2000: 2 of 3 are <= 1000
+    summary, _ = _run(tmp_path, "matches", {"tail_fraction": 0.4})
+    details = summary["stages"][2]["details"]  # cumulative shares of 3,005 matches: 0.0017, 0.334, 1
+    assert details["t"] == 1000 and details["tail_fraction"] == pytest.approx(5 / 3005, abs=1e-6)
+
+
+@pytest.mark.parametrize("counts, p, t", [
+    ([10, 20, 30, 40], 0.5, 30),        # shares 0.1, 0.3, 0.6, 1: 0.6 is nearest; by entries it would be 20
+    ([4, 1, 3], 0.3125, 1),             # shares 0.125, 0.5, 1: 0.125 and 0.5 are as near: the first
+    ([0, 0, 10, 20, 30, 40], 0.01, 0),  # unmatched entries count too: their share 0 is nearest
+    ([3, 3, 3, 91], 0.05, 3),
+    ([3, 3, 3, 91], 0.9, 91),
+])
+def test_tail_fraction_is_metaclip_2s_share_of_matches(counts, p, t):
+    assert balance.threshold_for_tail(np.array(counts), p) == t
+    assert balance.threshold_for_tail_entries(np.array([10, 20, 30, 40]), 0.5) == 20
+
+
+def test_tail_share_is_metaclip_2s_t_to_p():
+    counts = np.array([10, 20, 30, 40])
+    assert balance.tail_share(counts, 30) == pytest.approx(0.3)  # entries counted fewer than t: 10 + 20
+    assert balance.tail_share(counts, 41) == 1.0 and balance.tail_share(counts, 10) == 0.0
 
 
 def test_threshold_for_size_inverts_the_expected_size():
@@ -118,7 +139,7 @@ def test_threshold_for_size_inverts_the_expected_size():
 
 
 @pytest.mark.parametrize("params, message", [
-    ({}, "exactly one of t, target_size, tail_fraction"),
+    ({}, "exactly one of t, target_size, tail_fraction, tail_entry_fraction"),
     ({"t": 5, "tail_fraction": 0.5}, "exactly one of"),
 ])
 def test_t_must_be_given_one_way(tmp_path, params, message):

@@ -66,7 +66,7 @@ def test_card_beside_the_shards_says_what_is_in_them_and_how_to_load_it(small_ru
     summary = json.loads((small_run / "summary.json").read_text())
     assert f"{summary['curated']:,} image-text pairs" in card and "## Sources and licences" in card
     assert "unknown: state the licence" in card  # a generated pool has no known licence
-    assert "tail_fraction: 0.9" in card and "keep_by: \"caption_words\"" in card
+    assert "tail_entry_fraction: 0.9" in card and "keep_by: \"caption_words\"" in card
     pattern = card.split('wds.WebDataset("')[1].split('"')[0]
     loaded = list(wds.WebDataset(pattern, shardshuffle=False).to_tuple("__key__", "txt"))
     assert len(loaded) == summary["curated"]

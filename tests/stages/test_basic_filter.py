@@ -63,3 +63,16 @@ def test_thresholds_are_parameters(tmp_path):
     assert reasons["words2"] is None and reasons["german"] is None
     assert reasons["side199"] is None and reasons["ratio301"] is None
     assert reasons["chars5"] == "caption_too_short"
+
+
+def test_words_are_counted_as_python_str_split_counts_them():
+    """DataComp counts len(caption.split()); Python's whitespace includes \\x1c-\\x1f, which the
+    regex \\s does not: every code point is tried as the separator of two words."""
+    import polars as pl
+
+    from curate.stages.select.basic_filter import PYTHON_WORD
+
+    texts = [f"a{chr(c)}b {chr(c)}c" for c in range(0x110000) if not 0xD800 <= c < 0xE000]
+    counts = pl.Series(texts).str.count_matches(PYTHON_WORD).to_list()
+    assert counts == [len(text.split()) for text in texts]
+    assert pl.Series(["one\x1ctwo\x1fthree"]).str.count_matches(PYTHON_WORD).item() == 3

@@ -78,20 +78,22 @@ class _ListedScores(ShardStage):
                          "caption_unique_word_fraction": pa.nulls(len(keys), pa.float32())})
 
 
-@pytest.mark.parametrize("descending", [True, False])
-def test_top_fraction_never_keeps_a_missing_score(tmp_path, descending):
+@pytest.mark.parametrize("descending, missing", [(True, "count"), (False, "count"), (True, "exclude")])
+def test_top_fraction_never_keeps_a_missing_score(tmp_path, descending, missing):
     write_pool(tmp_path / "pool", shards=2, per_shard=15)
     scores = [None if k % 3 == 0 else float(k) for k in range(30)]
     stages = [{"stage": "test_listed_scores", "params": {"scores": scores}},
-              {"stage": "select_top_fraction", "params": {
-                  "column": "caption_alpha_fraction", "fraction": 0.5, "descending": descending, "rule": "exact"}},
+              {"stage": "select_top_fraction", "params": {"column": "caption_alpha_fraction", "fraction": 0.5,
+                                                          "descending": descending, "rule": "exact",
+                                                          "missing": missing}},
               {"stage": "export", "params": {"samples_per_shard": 64}}]
     pipeline = write_pipeline(tmp_path / "p.yaml", str(tmp_path / "pool" / "*.tar"), tmp_path / "run",
                               stages=stages)
     summary = run_pipeline(load_pipeline(pipeline))
     alive = [k for k in range(30) if k % 6 != 2]  # captions cycle through 6, the third is empty
     scored = [k for k in alive if k % 3 != 0]
-    expected = sorted(scored, reverse=descending)[: round(0.5 * len(scored))]
+    counted = alive if missing == "count" else scored
+    expected = sorted(scored, reverse=descending)[: round(0.5 * len(counted))]
     files = sorted((tmp_path / "run" / "export" / "shards").glob("*.parquet"))
     kept = sorted(int(k) for k in pq.read_table(files, columns=["key"]).column(0).to_pylist())
     assert kept == sorted(expected)
@@ -102,26 +104,51 @@ def test_top_fraction_never_keeps_a_missing_score(tmp_path, descending):
 SCORES = [0.9, 0.8, 0.8, 0.7, 0.5, 0.3, 0.2, 0.1, 0.1, 0.0, 0.45, 0.65]  # by key 0..11
 
 
-def _datacomp_reference(scores: list[float], fraction: float) -> set[int]:
-    """DataComp's baselines: threshold = descending-sorted scores at int(N * f); keep >=."""
-    threshold = -np.sort(-np.array(scores, dtype=np.float32))[int(len(scores) * fraction)]
-    return {i for i, s in enumerate(np.array(scores, dtype=np.float32)) if s >= threshold}
+def _datacomp_reference(scores: list[float | None], fraction: float) -> set[int]:
+    """DataComp's baselines (get_threshold, then df[key] >= threshold): the descending-sorted
+    scores at int(N * f), missing scores (NaN) counted in N and sorted last."""
+    values = np.array([np.nan if s is None else s for s in scores], dtype=np.float32)
+    threshold = -np.sort(-values)[int(len(values) * fraction)]
+    return {i for i, s in enumerate(values) if s >= threshold}
 
 
-@pytest.mark.parametrize("fraction", [0.1, 0.2, 0.25, 0.3, 0.5, 0.9])
-def test_datacomp_rule_matches_datacomp_on_a_known_score_list(tmp_path, fraction):
+def _kept_keys(tmp_path, scores: list[float | None], params: dict) -> set[int]:
+    """The keys select_top_fraction keeps of shards of six samples scored `scores` (by key)."""
     from conftest import sample
     from curate.io.tars import tar_bytes
 
-    (tmp_path / "a.tar").write_bytes(tar_bytes([sample(i, "a caption that is kept") for i in range(6)]))
-    (tmp_path / "b.tar").write_bytes(tar_bytes([sample(i, "a caption that is kept") for i in range(6, 12)]))
-    stages = [{"stage": "test_listed_scores", "params": {"scores": SCORES}},
-              {"stage": "select_top_fraction", "params": {"column": "caption_alpha_fraction", "fraction": fraction}},
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    for start in range(0, len(scores), 6):
+        shard = [sample(i, "a caption that is kept") for i in range(start, min(start + 6, len(scores)))]
+        (tmp_path / f"{start:03d}.tar").write_bytes(tar_bytes(shard))
+    stages = [{"stage": "test_listed_scores", "params": {"scores": scores}},
+              {"stage": "select_top_fraction", "params": {"column": "caption_alpha_fraction", **params}},
               {"stage": "export", "params": {"samples_per_shard": 64}}]
     pipeline = write_pipeline(tmp_path / "p.yaml", str(tmp_path / "*.tar"), tmp_path / "run", stages=stages)
     run_pipeline(load_pipeline(pipeline))
     files = sorted((tmp_path / "run" / "export" / "shards").glob("*.parquet"))
-    kept = {int(k) for k in pq.read_table(files, columns=["key"]).column(0).to_pylist()}
+    return {int(k) for k in pq.read_table(files, columns=["key"]).column(0).to_pylist()}
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.2, 0.25, 0.3, 0.5, 0.9])
+def test_datacomp_rule_matches_datacomp_on_a_known_score_list(tmp_path, fraction):
+    kept = _kept_keys(tmp_path, SCORES, {"fraction": fraction})
     assert kept == _datacomp_reference(SCORES, fraction)
     if fraction == 0.2:
         assert kept == {0, 1, 2}  # int(12 * 0.2) = 2: the threshold 0.8 keeps both ties
+
+
+WITH_MISSING = [0.9, None, 0.8, 0.7, 0.5, 0.3, 0.2, 0.1, None, 0.0, 0.45, 0.65]
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.25, 0.5, 0.8])
+def test_missing_scores_count_in_n_and_sort_last_as_in_datacomp(tmp_path, fraction):
+    assert _kept_keys(tmp_path, WITH_MISSING, {"fraction": fraction}) == _datacomp_reference(WITH_MISSING, fraction)
+
+
+def test_one_missing_in_six_keeps_four_at_one_half_unless_excluded(tmp_path):
+    six = [0.9, None, 0.7, 0.5, 0.3, 0.1]
+    assert _kept_keys(tmp_path / "count", six, {"fraction": 0.5}) == _datacomp_reference(six, 0.5) == {0, 2, 3, 4}
+    assert _kept_keys(tmp_path / "excluded", six, {"fraction": 0.5, "missing": "exclude"}) == {0, 2, 3}
+    every_scored = {i for i, s in enumerate(WITH_MISSING) if s is not None}
+    assert _kept_keys(tmp_path / "all", WITH_MISSING, {"fraction": 1.0}) == every_scored  # DataComp raises

@@ -24,13 +24,17 @@ _SAMPLING_STREAM = 1 << 40  # an "entry id" no metadata reaches: sampling draws 
 
 
 class MetaclipBalanceParams(StageParams):
-    """How t is set (exactly one of t, target_size, tail_fraction) and the seed of the draws."""
+    """How t is set (exactly one of t, target_size, tail_fraction, tail_entry_fraction) and the
+    seed of the draws."""
 
     t: float | None = Field(None, gt=0, description="entries matched by more captions than t are sampled down to "
                             "about t (MetaCLIP: 20,000 for 400M captions)")
     target_size: int | None = Field(None, ge=1, description="choose t so that the expected curated size is this")
-    tail_fraction: float | None = Field(None, gt=0, le=1, description="choose t so that this fraction of the "
-                                        "matched entries are tail entries (count <= t), kept whole")
+    tail_fraction: float | None = Field(None, gt=0, le=1, description="MetaCLIP 2's p: choose t with its p_to_t, so "
+                                        "that about this share of all matches (entry counts summed) falls in tail "
+                                        "entries")
+    tail_entry_fraction: float | None = Field(None, gt=0, le=1, description="choose t so that this share of the "
+                                              "matched entries are tail entries (count <= t), kept whole")
     size_sample: float = Field(1.0, gt=0, le=1, description="with target_size: the share of captions (chosen by uid) "
                                "the reduce reads to find t; below 1 for pools too large to hold")
     seed: int = Field(0, ge=0)
@@ -38,9 +42,10 @@ class MetaclipBalanceParams(StageParams):
 
     @model_validator(mode="after")
     def _one_way_to_t(self) -> MetaclipBalanceParams:
-        given = [name for name in ("t", "target_size", "tail_fraction") if getattr(self, name) is not None]
+        ways = ("t", "target_size", "tail_fraction", "tail_entry_fraction")
+        given = [name for name in ways if getattr(self, name) is not None]
         if len(given) != 1:
-            raise ValueError(f"give exactly one of t, target_size, tail_fraction (got {given or 'none'})")
+            raise ValueError(f"give exactly one of {', '.join(ways)} (got {given or 'none'})")
         return self
 
 
@@ -91,6 +96,8 @@ class MetaclipBalance(GlobalStage):
             return params.t
         if params.tail_fraction is not None:
             return math.threshold_for_tail(counts, params.tail_fraction)
+        if params.tail_entry_fraction is not None:
+            return math.threshold_for_tail_entries(counts, params.tail_entry_fraction)
         sample = table.filter(pc.is_null(table.column("entry_id"))).column("ids")
         rows, entry = math.flatten(sample)
         return math.threshold_for_size(params.target_size, rows, entry, counts, len(sample),
@@ -126,7 +133,8 @@ class MetaclipBalance(GlobalStage):
             expected += float(pc.sum(own.column("metaclip_keep_probability")).as_py() or 0.0)
             realised += int(kept.sum())
         self._write_counts(stage_dir, before, after, state["t"])
-        return {"t": state["t"], "expected_size": round(expected, 1), "realised_size": realised,
+        return {"t": state["t"], "tail_fraction": round(math.tail_share(before, state["t"]), 6),
+                "expected_size": round(expected, 1), "realised_size": realised,
                 "entries_matched": int((before > 0).sum()), "entries_over_t": int((before > state["t"]).sum())}
 
     def limitations(self, details: dict | None) -> list[str]:

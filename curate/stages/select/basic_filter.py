@@ -14,6 +14,9 @@ from curate.stage import ShardStage, StageParams, Threshold, register
 
 
 _COMPARE = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
+# a word as Python's str.split() (DataComp's count) splits: the regex's Unicode \s, plus the
+# separators \x1c-\x1f that Python also counts as whitespace
+PYTHON_WORD = r"[^\s\x1c-\x1f]+"
 
 
 class BasicFilterParams(StageParams):
@@ -62,7 +65,7 @@ class BasicFilter(ShardStage):
         short = pl.min_horizontal("width", "height")
         measured = frame.select(
             "uid",
-            pl.col("caption").str.count_matches(r"\S+").cast(pl.Int32).alias("caption_words_ws"),
+            pl.col("caption").str.count_matches(PYTHON_WORD).cast(pl.Int32).alias("caption_words_ws"),
             pl.col("caption").str.len_chars().cast(pl.Int32).alias("caption_length"),
             pl.Series("language", codes, dtype=pl.String),
             pl.Series("language_score", scores, dtype=pl.Float32),

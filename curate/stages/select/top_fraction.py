@@ -14,17 +14,24 @@ from curate.stage import Collected, GlobalStage, StageParams, Threshold, registe
 
 
 class TopFractionParams(StageParams):
-    """column: the score; fraction: share of the alive, scored samples to keep.
+    """column: the score; fraction: the share of the alive samples to keep.
 
     rule "datacomp" (DataComp's baselines): the threshold is the score at position int(N * f)
     of the descending order over the whole pool, and every sample scoring >= it is kept (ties
-    included). rule "exact": exactly round(N * f) samples, ties broken by uid. Samples whose
-    score is null or NaN are dropped as missing_score.
+    included). rule "exact": exactly round(N * f) samples, ties broken by uid.
+
+    Samples whose score is null or NaN are dropped as missing_score. missing "count" (DataComp's
+    `get_threshold`): they count in N and sort last, so one NaN in 6 at f = 0.5 keeps 4 (the
+    threshold is the 4th score); "exclude": N counts only scored samples (keeps 3). When the
+    position falls among the missing scores (f = 1.0 among them) every scored sample is kept,
+    where DataComp raises (f = 1.0) or, its threshold being NaN, keeps none.
     """
 
     column: str
     fraction: float = Field(gt=0, le=1)
     rule: Literal["datacomp", "exact"] = "datacomp"
+    missing: Literal["count", "exclude"] = Field("count", description="whether samples without a score count in "
+                                                 "N (DataComp) or not")
     descending: bool = Field(True, description="true: keep the highest scores")
     drop_reason: str = "below_top_fraction"
 
@@ -56,19 +63,23 @@ class SelectTopFraction(GlobalStage):
         return ranked
 
     def collect(self, view: pa.Table) -> pa.Table:
-        """The ranking keys of this shard's alive rows that have a score (DataComp's rule needs
-        the scores alone: 8 bytes a sample in the reduce, against 24 with the uid)."""
+        """The ranking keys of this shard's alive rows, those without a score (NaN) included when
+        they count (DataComp's rule needs the scores alone: 8 bytes a sample in the reduce,
+        against 24 with the uid)."""
         ranked = self._ranked(view.filter(view.column("drop_reason").is_null()))
-        ranked = ranked[~np.isnan(ranked["score"])]
+        if self.params.missing == "exclude":
+            ranked = ranked[~np.isnan(ranked["score"])]
         names = ("score",) if self.params.rule == "datacomp" else ranked.dtype.names
         return pa.table({name: ranked[name] for name in names})
 
     def reduce(self, collected: Collected) -> dict:
         """The threshold over the whole pool: DataComp's score, or the last kept (score, uid)."""
         table = pa.concat_tables(collected.values())
+        counted = table.num_rows  # N: with missing "count", the rows without a score too
+        table = table.filter(pc.invert(pc.is_nan(table.column("score"))))
         if self.params.rule == "datacomp":
-            return _datacomp_threshold(table.column("score").to_numpy(), self.params.fraction)
-        keep = int(round(self.params.fraction * table.num_rows))
+            return _datacomp_threshold(table.column("score").to_numpy(), counted, self.params.fraction)
+        keep = min(int(round(self.params.fraction * counted)), table.num_rows)
         if keep == 0:
             return {"keep": 0}
         score = -table.column("score").to_numpy()
@@ -119,10 +130,11 @@ def _oriented(value: float, descending: bool) -> float | None:
     return value if descending else -value
 
 
-def _datacomp_threshold(scores: np.ndarray, fraction: float) -> dict:
-    """DataComp's rule: the score at index int(N * f) of the descending order (all kept when
-    that index is past the end)."""
-    position = int(len(scores) * fraction)
+def _datacomp_threshold(scores: np.ndarray, counted: int, fraction: float) -> dict:
+    """DataComp's rule: the score at index int(N * f) of the descending order, the N - len(scores)
+    samples without a score sorting last (every scored sample kept when the index falls past
+    the scores)."""
+    position = int(counted * fraction)
     if position >= len(scores):
         return {"threshold": -np.inf}
     return {"threshold": float(-np.sort(-scores)[position])}
