@@ -1,16 +1,26 @@
-"""Versioned Arrow schemas declared in curate/schemas/*.json, and validation of stage outputs."""
+"""Versioned Arrow schemas declared in schemas/*.json (the top-level folder of the project, shipped
+inside the wheel as curate/schemas/), and validation of stage outputs."""
 
 from __future__ import annotations
 
 import json
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 
 import pyarrow as pa
 
 from curate.errors import SchemaError
 
-SCHEMA_DIR = resources.files("curate.schemas")
+
+def _schema_dir():
+    """Inside an installed wheel, curate/schemas; in a checkout (editable installs too), the
+    top-level schemas/ beside the package."""
+    packaged = resources.files("curate") / "schemas"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "schemas"
+
+
+SCHEMA_DIR = _schema_dir()
 
 _TYPES = {
     "string": pa.string(),
@@ -27,7 +37,7 @@ _TYPES = {
 
 @lru_cache(maxsize=None)
 def load_schema(name: str) -> pa.Schema:
-    """Load the Arrow schema `name` ("sample.v1") from curate/schemas/<name>.json."""
+    """Load the Arrow schema `name` ("sample.v1") from schemas/<name>.json."""
     path = SCHEMA_DIR / f"{name}.json"
     if not path.is_file():
         known = ", ".join(sorted(p.name.removesuffix(".json") for p in SCHEMA_DIR.iterdir()))
@@ -53,7 +63,7 @@ def validate(table: pa.Table, schema: str | pa.Schema, stage: str) -> pa.Table:
     if extra:
         raise SchemaError(
             f"stage {stage!r} wrote column(s) {extra} that schema {schema_name} does not declare; "
-            f"declare them in curate/schemas/{schema_name}.json or drop them"
+            f"declare them in schemas/{schema_name}.json or drop them"
         )
     columns = []
     for field in schema:

@@ -1,4 +1,4 @@
-"""Schemas load from curate/schemas/*.json and every stage output is validated against its own."""
+"""Schemas load from schemas/*.json and every stage output is validated against its own."""
 
 from __future__ import annotations
 

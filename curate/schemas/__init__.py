@@ -1,1 +1,0 @@
-"""Versioned Arrow schemas of samples and sidecars, as JSON (name.vN.json)."""
