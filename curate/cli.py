@@ -109,6 +109,48 @@ def report(
 
 
 @app.command()
+def stages(name: Optional[str] = typer.Argument(None, help="a stage: show its parameters")) -> None:
+    """The stages a pipeline file can name; with NAME, that stage's parameters (type, default,
+    description), read from the stage's own parameter model."""
+    from curate.params import param_rows
+    from curate.stage import registered_stages, stage_class
+
+    if name is None:
+        table = Table(title="stages (curate stages NAME shows one's parameters)")
+        for column in ("stage", "kind", "what it does"):
+            table.add_column(column)
+        for stage_name, cls in sorted(registered_stages().items()):
+            table.add_row(stage_name, _stage_kind(cls), _first_line(cls.__doc__))
+        console.print(table)
+        return
+    try:
+        cls = stage_class(name)
+    except CurateError as error:
+        _fail(error)
+    console.print(f"[bold]{name}[/] ({_stage_kind(cls)}): {escape(_first_line(cls.__doc__))}", highlight=False)
+    if cls.Params.__doc__:
+        console.print(escape(" ".join(cls.Params.__doc__.split())), highlight=False)
+    table = Table()
+    for column in ("parameter", "type", "default", "description"):
+        table.add_column(column)
+    for row in param_rows(cls.Params):
+        table.add_row(*(escape(value) for value in row.values()))
+    console.print(table if cls.Params.model_fields else "no parameters")
+
+
+def _stage_kind(cls) -> str:
+    from curate.stage import GlobalStage, ShardStage, SinkStage, SourceStage
+
+    kinds = ((SourceStage, "ingest"), (SinkStage, "sink"), (GlobalStage, "global"), (ShardStage, "per shard"))
+    kind = next(label for base, label in kinds if issubclass(cls, base))
+    return f"{kind} filter" if cls.decides and kind != "ingest" else kind
+
+
+def _first_line(text: str | None) -> str:
+    return " ".join((text or "").strip().split("\n\n")[0].split())
+
+
+@app.command()
 def status(run_dir: Path = typer.Argument(..., help="a run directory")) -> None:
     """Per-stage progress of a run: shards done/total, rows kept and dropped."""
     from curate.status import run_status

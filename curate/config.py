@@ -10,6 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from curate.errors import ConfigError
+from curate.params import explain
 from curate.stage import Stage, stage_class
 
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -74,7 +75,8 @@ class PipelineConfig(BaseModel):
             try:
                 params = cls.Params(**entry.params)
             except ValidationError as error:
-                raise ConfigError(f"stage {stage_id!r} ({entry.stage}): invalid params:\n{error}") from None
+                raise ConfigError(f"stage {stage_id!r} ({entry.stage}): invalid params "
+                                  f"(`curate stages {entry.stage}` lists them):\n{explain(error, cls.Params)}") from None
             stages.append(cls(params, stage_id))
         return stages
 
@@ -101,4 +103,4 @@ def load_pipeline(path: str | Path, run_dir: str | Path | None = None) -> Pipeli
     try:
         return PipelineConfig(**raw)
     except ValidationError as error:
-        raise ConfigError(f"pipeline file {path} is invalid:\n{error}") from None
+        raise ConfigError(f"pipeline file {path} is invalid:\n{explain(error, PipelineConfig)}") from None

@@ -13,6 +13,7 @@ Four kinds of stage:
 
 from __future__ import annotations
 
+import difflib
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
@@ -266,8 +267,10 @@ def stage_class(name: str) -> type[Stage]:
     try:
         return _REGISTRY[name]
     except KeyError:
-        known = ", ".join(sorted(_REGISTRY))
-        raise ConfigError(f"unknown stage {name!r}; known stages: {known}") from None
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"unknown stage {name!r}{hint} (known stages: {', '.join(sorted(_REGISTRY))}; "
+                          f"`curate stages` describes them)") from None
 
 
 def registered_stages() -> dict[str, type[Stage]]:

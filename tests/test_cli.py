@@ -19,8 +19,8 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 SHARDS, PER_SHARD = 2, 12
 
 
-def _invoke(*args: str):
-    return CliRunner().invoke(app, [str(a) for a in args], env={"NO_COLOR": "1", "TERM": "dumb"})
+def _invoke(*args: str, width: int = 80):
+    return CliRunner().invoke(app, [str(a) for a in args], env={"NO_COLOR": "1", "TERM": "dumb", "COLUMNS": str(width)})
 
 
 def _text(result) -> str:
@@ -82,7 +82,8 @@ def test_help_mentions_key_options(command, expected):
 def test_top_level_help_lists_every_command():
     result = _invoke("--help")
     assert result.exit_code == 0
-    for command in ("run", "status", "scan", "select", "pools", "metadata", "bench", "train", "eval", "benchmark"):
+    for command in ("run", "status", "scan", "select", "stages", "pools", "metadata", "bench", "train", "eval",
+                    "benchmark"):
         assert re.search(rf"\b{command}\b", _text(result)), command
 
 
@@ -137,6 +138,38 @@ def test_run_with_unknown_stage_exits_2_listing_known_stages(tmp_path):
     assert "Traceback" not in _text(result)
 
 
+def test_stages_lists_every_stage_and_describes_each_parameter():
+    listed = _text(_invoke("stages"))
+    assert set(registered_stages()) <= set(re.findall(r"[a-z_]+", listed))
+    for name, cls in registered_stages().items():
+        result = _invoke("stages", name, width=400)  # a table row a line
+        assert result.exit_code == 0, _text(result)
+        shown = _flat(_text(result))
+        for field, info in cls.Params.model_fields.items():
+            assert info.description, f"{name}.{field} has no description"
+            assert _flat(field) in shown and _flat(info.description)[:20] in shown, (name, field)
+    fraction = _flat(_text(_invoke("stages", "select_top_fraction", width=400)))
+    assert "missing│count|exclude│count│" in fraction and "fraction│float│required│" in fraction
+    assert "didyoumean'select'" in _flat(_text(_invoke("stages", "selekt")))
+
+
+def test_a_misspelt_parameter_is_named_with_the_valid_ones_and_no_pydantic_dump(tmp_path):
+    write_pool(tmp_path / "pool", shards=1, per_shard=4)
+    stages = [{"stage": "caption_stats"},
+              {"stage": "select_top_fraction", "params": {"column": "caption_words", "fractoin": 0.5}},
+              {"stage": "export", "params": {"samples_per_shard": "many"}}]
+    pipeline = write_pipeline(tmp_path / "p.yaml", str(tmp_path / "pool" / "*.tar"), tmp_path / "run", stages=stages)
+    text = _text(_invoke("run", pipeline, "--quiet"))
+    assert "unknown parameter 'fractoin'; did you mean 'fraction'?" in " ".join(text.split())
+    assert "fraction: required, not given" in " ".join(text.split()) and "curatestagesselect_top_fraction" in _flat(text)
+    assert "pydantic" not in text and "errors.pydantic.dev" not in text and "For further information" not in text
+    raw = yaml.safe_load(pipeline.read_text())
+    raw["stages"][2]["parms"] = raw["stages"][2].pop("params")
+    pipeline.write_text(yaml.safe_dump(raw))
+    text = " ".join(_text(_invoke("run", pipeline, "--quiet")).split())
+    assert "unknown parameter 'parms'; did you mean 'params'?" in text and "pydantic" not in text
+
+
 def test_run_with_input_that_is_not_a_tar_exits_2_naming_it(tmp_path):
     bad = tmp_path / "inputs" / "x.tar"
     bad.parent.mkdir()
@@ -163,8 +196,8 @@ def test_run_with_invalid_params_shows_the_whole_validation_message(tmp_path):
     result = _invoke("run", pipeline, "--quiet")
     assert result.exit_code == 2, _text(result)
     text = _flat(result.stderr)
-    assert "samples_per_shrad" in text
-    assert "[type=extra_forbidden" in text
+    assert "unknownparameter'samples_per_shrad';didyoumean'samples_per_shard'?" in text
+    assert "[type=extra_forbidden" not in text
 
 
 # ---------------------------------------------------------------- scan and status

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from curate.config import ExecutorConfig, ServeConfig, StageEntry, read_yaml_mapping
 from curate.errors import ConfigError
+from curate.params import explain
 from curate.train.config import DFN_DEFAULTS
 
 _SLUG = re.compile(r"[^a-z0-9]+")
@@ -144,4 +145,4 @@ def load_benchmark(path: str | Path, out: str | Path | None = None) -> Benchmark
     try:
         return BenchmarkConfig(**raw)
     except ValidationError as error:
-        raise ConfigError(f"benchmark file {path} is invalid:\n{error}") from None
+        raise ConfigError(f"benchmark file {path} is invalid:\n{explain(error, BenchmarkConfig)}") from None

@@ -32,8 +32,8 @@ class SemDedupParams(KeepParams):
     eps: float = Field(0.05, gt=0, lt=1, description="an image is a duplicate above similarity 1 - eps")
     clusters: int | None = Field(None, ge=1, description="k of k-means (default sqrt(n): 1,000 for a million)")
     train_size: int = Field(100_000, ge=1, description="embeddings, chosen by seed, that k-means is trained on")
-    iterations: int = Field(20, ge=1)
-    seed: int = Field(0, ge=0)
+    iterations: int = Field(20, ge=1, description="k-means iterations")
+    seed: int = Field(0, ge=0, description="seed of the k-means initialisation")
     rule: Literal["kept", "earlier"] = Field("kept", description="kept: dropped when similar to a kept image; "
                                              "earlier: to any image before it in keep order (SemDeDup's code)")
 

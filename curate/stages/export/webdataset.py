@@ -25,7 +25,7 @@ from curate.view import ViewPlan
 class ExportParams(StageParams):
     """How many samples go in each output shard, and how their images are written."""
 
-    samples_per_shard: int = Field(10_000, ge=1)
+    samples_per_shard: int = Field(10_000, ge=1, description="samples in every output shard but the last")
     image_format: ImageFormat = Field("original", description="original: images every reader decodes as curate "
                                       "scored them pass through, the others become PNG (lossless); png, jpg or "
                                       "webp: every image in that format")

@@ -19,8 +19,8 @@ from curate.stages.ingest.common import IngestParams
 class FolderParams(IngestParams):
     """Folders to walk and how many images go in one shard."""
 
-    files_per_shard: int = Field(1000, ge=1)
-    caption_extension: str = "txt"
+    files_per_shard: int = Field(1000, ge=1, description="images per shard of work (sorted path order)")
+    caption_extension: str = Field("txt", description="extension of the caption file beside each image")
 
 
 @register

@@ -22,12 +22,12 @@ from curate.stages.ingest.common import FileSource, IngestParams
 class TableParams(IngestParams):
     """Which columns hold what; every other column is kept in `meta`."""
 
-    caption_column: str = "caption"
+    caption_column: str = Field("caption", description="column holding the caption")
     image_column: str | None = Field("image", description="column of encoded image bytes")
     image_path_column: str | None = Field(
         None, description="column of image paths or URLs (relative to the table's folder)")
     key_column: str | None = Field("key", description="unique key; without it, the row number in its file")
-    url_column: str | None = "url"
+    url_column: str | None = Field("url", description="column holding the original URL, kept as provenance")
     image_url_schemes: list[str] = Field(["http", "https"], description="schemes an image path may name "
                                          "(s3, gs, ...); add file to allow absolute paths and paths outside "
                                          "the table's folder")

@@ -34,17 +34,17 @@ _REASONS = (  # (pattern in img2dataset's message, drop reason); the first match
 class UrlParams(IngestParams):
     """The URL list's columns, and how to download and resize."""
 
-    url_column: str = "url"
-    caption_column: str = "caption"
+    url_column: str = Field("url", description="column holding the image URL")
+    caption_column: str = Field("caption", description="column holding the caption")
     key_column: str | None = Field("key", description="unique key; without it, the row number in its file")
     urls_per_shard: int = Field(1000, ge=1, description="URLs per shard: the unit of work and of resume")
     thread_count: int = Field(32, ge=1, description="download threads per task")
     timeout: float = Field(10, gt=0, description="seconds per request")
-    retries: int = Field(0, ge=0)
+    retries: int = Field(0, ge=0, description="attempts after a failed download")
     resize_mode: Literal["no", "keep_ratio", "center_crop", "border", "keep_ratio_largest"] = Field(
         "no", description="img2dataset's resize mode; no: bytes are kept as downloaded")
     image_size: int = Field(256, ge=1, description="target size for the resize modes")
-    encode_format: Literal["jpg", "png", "webp"] = "jpg"
+    encode_format: Literal["jpg", "png", "webp"] = Field("jpg", description="format of resized images")
     min_image_size: int = Field(0, ge=0, description="smallest side, in pixels")
     max_image_area: float = Field(float("inf"), gt=0, description="width x height, in pixels")
 

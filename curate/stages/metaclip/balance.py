@@ -37,7 +37,7 @@ class MetaclipBalanceParams(StageParams):
                                               "matched entries are tail entries (count <= t), kept whole")
     size_sample: float = Field(1.0, gt=0, le=1, description="with target_size: the share of captions (chosen by uid) "
                                "the reduce reads to find t; below 1 for pools too large to hold")
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, description="seed of the per-(uid, entry) draws")
     metadata: Path | None = Field(None, description="metadata.json, to name the entries in entry_counts.parquet")
 
     @model_validator(mode="after")

@@ -22,9 +22,9 @@ class ClipScoreParams(StageParams):
     model: str = Field("curate-tiny-vit", description="an open_clip architecture: ViT-B-32, ViTamin-S, curate-tiny-vit, ...")
     weights: str | None = Field(None, description="absolute path to a checkpoint (file or folder), or a pretrained tag")
     name: str | None = Field(None, description="column prefix (default clip_ + the model, e.g. clip_vit_b_32)")
-    batch_size: int = Field(64, ge=1)
+    batch_size: int = Field(64, ge=1, description="images per forward pass")
     decode_threads: int = Field(2, ge=1, description="threads decoding and preprocessing images ahead of the model")
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: a GPU when one is visible")
 
 
 @register

@@ -14,7 +14,7 @@ from curate.stages.score.model_batches import BatchFeeder, decoded_rgb, scorable
 class NsfwScoreParams(StageParams):
     """Batching and threads."""
 
-    batch_size: int = Field(32, ge=1)
+    batch_size: int = Field(32, ge=1, description="images per forward pass")
     decode_threads: int = Field(2, ge=1, description="threads decoding and preprocessing images ahead of the model")
     threads: int | None = Field(None, ge=1, description="ONNX Runtime threads (default: all cores)")
 

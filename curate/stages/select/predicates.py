@@ -16,7 +16,8 @@ from curate.stage import ShardStage, StageParams, Threshold, register
 class SelectParams(StageParams):
     """filters: name -> predicate that must be TRUE to keep (null counts as false), in order."""
 
-    filters: dict[str, str] = Field(min_length=1)
+    filters: dict[str, str] = Field(min_length=1, description="drop reason -> SQL predicate a kept sample "
+                                    "satisfies, tried in order")
 
     @field_validator("filters")
     @classmethod

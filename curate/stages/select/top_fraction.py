@@ -27,13 +27,14 @@ class TopFractionParams(StageParams):
     where DataComp raises (f = 1.0) or, its threshold being NaN, keeps none.
     """
 
-    column: str
-    fraction: float = Field(gt=0, le=1)
-    rule: Literal["datacomp", "exact"] = "datacomp"
+    column: str = Field(description="the score column to rank by")
+    fraction: float = Field(gt=0, le=1, description="share of the alive samples to keep")
+    rule: Literal["datacomp", "exact"] = Field("datacomp", description="datacomp: keep scores >= the one at "
+                                              "int(N * fraction), ties included; exact: round(N * fraction)")
     missing: Literal["count", "exclude"] = Field("count", description="whether samples without a score count in "
                                                  "N (DataComp) or not")
     descending: bool = Field(True, description="true: keep the highest scores")
-    drop_reason: str = "below_top_fraction"
+    drop_reason: str = Field("below_top_fraction", description="the reason recorded for the samples dropped")
 
 
 @register
