@@ -42,8 +42,11 @@ def run(
     executor: Optional[str] = typer.Option(None, help="local or ray (default: the file's executor.kind)"),
     workers: Optional[int] = typer.Option(None, min=1, help="Ray workers (default: all cores)"),
     run_dir: Optional[Path] = typer.Option(None, help="run directory (default: the file's run_dir)"),
-    force: bool = typer.Option(False, "--force", help="redo stages whose configuration changed"),
-    quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
+    force: bool = typer.Option(False, "--force/--no-force", help="redo the stages whose configuration changed, "
+                               "and the stages after them"),
+    overwrite: bool = typer.Option(False, "--overwrite/--no-overwrite", help="the run directory holds another "
+                                   "pipeline's run: delete its outputs and replace it"),
+    quiet: bool = typer.Option(False, "--quiet/--no-quiet", help="no progress bars"),
     report: bool = typer.Option(True, "--report/--no-report", help="write RUN/report.html and the dataset card "
                                 "at the end (`curate report RUN` writes them later)"),
 ) -> None:
@@ -55,7 +58,7 @@ def run(
 
     try:
         config = load_pipeline(pipeline, run_dir)
-        summary = run_pipeline(config, executor=executor, workers=workers, force=force,
+        summary = run_pipeline(config, executor=executor, workers=workers, force=force, overwrite=overwrite,
                                progress=None if quiet else Progress())
     except CurateError as error:
         _fail(error)

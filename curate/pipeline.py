@@ -92,12 +92,35 @@ def check_resume(run: RunDir, stages: list[Stage], hashes: list[str], force: boo
         return
 
 
+def previous_pipeline(run: RunDir) -> dict | None:
+    """The pipeline last run in this directory, as it recorded it (None for a new directory)."""
+    path = run.root / "pipeline.yaml"
+    return yaml.safe_load(path.read_text()) if path.exists() else None
+
+
 def previous_stage_ids(run: RunDir) -> list[str]:
     """The stage ids of the pipeline last run in this directory (none for a new one)."""
-    path = run.root / "pipeline.yaml"
-    if not path.exists():
-        return []
-    return [entry.get("id") or entry["stage"] for entry in yaml.safe_load(path.read_text())["stages"]]
+    before = previous_pipeline(run) or {"stages": []}
+    return [entry.get("id") or entry["stage"] for entry in before["stages"]]
+
+
+def check_same_pipeline(run: RunDir, config: PipelineConfig, overwrite: bool) -> None:
+    """A run directory holds one pipeline. Another one (another name, or another ingest stage:
+    nothing of the run could be reused) is refused, --force or not, naming the one that is
+    there; with overwrite, that one's outputs are removed first."""
+    before = previous_pipeline(run)
+    if before is None:
+        return
+    source = lambda entries: entries[0].get("id") or entries[0]["stage"]  # noqa: E731
+    now = config.model_dump(mode="json")
+    if before["name"] == config.name and source(before["stages"]) == source(now["stages"]):
+        return
+    if not overwrite:
+        stages = ", ".join(entry.get("id") or entry["stage"] for entry in before["stages"])
+        raise ResumeError(f"{run.root} holds the run of another pipeline, {before['name']!r} (stages: {stages}); "
+                          f"choose another run directory, or rerun with --overwrite to delete its outputs and "
+                          f"replace it with {config.name!r}")
+    run.clear(previous_stage_ids(run))
 
 
 def _what_changed(record: dict, stage: Stage, before: list[str], now: list[str]) -> str:
@@ -130,11 +153,12 @@ class PipelineRun:
     """One invocation of a pipeline on a run directory."""
 
     def __init__(self, config: PipelineConfig, executor: Executor, force: bool = False,
-                 progress: Progress | None = None):
+                 progress: Progress | None = None, overwrite: bool = False):
         self.config = config
         self.run = RunDir(Path(config.run_dir).resolve())  # workers may run elsewhere
         self.executor = executor
         self.force = force
+        self.overwrite = overwrite
         self.progress = progress or NullProgress()
         self.stages = config.build_stages()
         validate_layout(self.stages)
@@ -162,6 +186,7 @@ class PipelineRun:
     def _execute_locked(self) -> dict:
         (self.run.root / "summary.json").unlink(missing_ok=True)  # unfinished until checked again
         self.run.remove_temporaries()
+        check_same_pipeline(self.run, self.config, self.overwrite)
         check_resume(self.run, self.stages, self.hashes, self.force)
         dumped = yaml.safe_dump(self.config.model_dump(mode="json"), sort_keys=False)
         write_atomic(self.run.root / "pipeline.yaml", dumped.encode())
@@ -299,11 +324,13 @@ def state_digest(state) -> str:
 
 
 def run_pipeline(config: PipelineConfig, *, executor: str | None = None, workers: int | None = None,
-                 force: bool = False, progress: Progress | None = None) -> dict:
+                 force: bool = False, progress: Progress | None = None, overwrite: bool = False) -> dict:
     """Run (or resume) a pipeline and return its summary.
 
-    executor/workers override the pipeline file's `executor:` section.
+    executor/workers override the pipeline file's `executor:` section. force: redo the stages
+    whose configuration changed, and those after them; overwrite: replace the run of another
+    pipeline in the run directory.
     """
     settings = config.executor
     backend = make_executor(executor or settings.kind, workers or settings.workers, settings.address)
-    return PipelineRun(config, backend, force=force, progress=progress).execute()
+    return PipelineRun(config, backend, force=force, progress=progress, overwrite=overwrite).execute()

@@ -103,6 +103,11 @@ def read_json(path: Path) -> Any | None:
         return None
 
 
+# what a run writes at the root of its directory, besides a folder per stage and selections/
+RUN_FILES = ("pipeline.yaml", "summary.json", "dropped.parquet", "report.html", "DATASET_CARD.md",
+             ".helper-processes.json")
+
+
 class RunDir:
     """Paths and commit protocol of one run directory."""
 
@@ -144,6 +149,14 @@ class RunDir:
     def wipe_stage(self, stage_id: str) -> None:
         """Remove every output of a stage (used by --force)."""
         shutil.rmtree(self.stage_dir(stage_id), ignore_errors=True)
+
+    def clear(self, stage_ids: list[str]) -> None:
+        """Remove a run's outputs (used by --overwrite): its stages' folders, its selections and
+        the files a run writes at its root; anything else in the directory is left alone."""
+        for name in [*stage_ids, "selections"]:
+            shutil.rmtree(self.stage_dir(name), ignore_errors=True)
+        for name in RUN_FILES:
+            (self.root / name).unlink(missing_ok=True)
 
     def relative(self, path: Path) -> str:
         """A path inside the run, relative to its root (as markers record it)."""

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from curate import ResumeError, load_pipeline, run_pipeline
 from conftest import output_files, write_pipeline, write_pool
@@ -156,3 +157,21 @@ def test_a_second_run_on_the_same_directory_is_refused_while_one_holds_it(tmp_pa
         with pytest.raises(ResumeError, match="another curate run is using"):
             run_pipeline(load_pipeline(pipeline))
     assert run_pipeline(load_pipeline(pipeline))["ingested"] == 120
+
+
+def test_another_pipeline_in_the_run_directory_is_refused_even_forced_unless_overwritten(tmp_path, pool):
+    run_dir = tmp_path / "run"
+    run_pipeline(load_pipeline(write_pipeline(tmp_path / "a.yaml", str(pool / "*.tar"), run_dir)))
+    (run_dir / "notes.txt").write_text("mine")
+    other = yaml.safe_load((tmp_path / "a.yaml").read_text()) | {"name": "other"}
+    other["stages"] = other["stages"][:2]
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump(other))
+    for force in (False, True):
+        with pytest.raises(ResumeError, match=r"another pipeline, 'test' \(stages: ingest_webdataset, caption_stats, "
+                                              r"select, select_top_fraction, export\).*--overwrite"):
+            run_pipeline(load_pipeline(tmp_path / "b.yaml"), force=force)
+    assert (run_dir / "export" / "shards" / "sizes.json").is_file()  # nothing was touched
+    summary = run_pipeline(load_pipeline(tmp_path / "b.yaml"), overwrite=True)
+    assert summary["pipeline"] == "other" and summary["curated"] + summary["dropped"] == summary["ingested"]
+    assert sorted(p.name for p in run_dir.iterdir() if not p.name.startswith(".")) == [
+        "caption_stats", "dropped.parquet", "ingest_webdataset", "notes.txt", "pipeline.yaml", "summary.json"]
