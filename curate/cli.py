@@ -340,14 +340,9 @@ def train(
     last checkpoint and ends with the same weights as an uninterrupted run. Several GPUs:
     `torchrun --nproc_per_node N -m curate train ...`; several nodes: --ray-workers N with --out
     on shared storage."""
-    from curate.train.config import TrainConfig
-
-    try:
-        config = TrainConfig(data=data, model=model, init=init, samples_seen=samples_seen, batch_size=batch_size,
-                             accumulate=accumulate, lr=lr, weight_decay=weight_decay, warmup=warmup, loss=loss,
-                             seed=seed, checkpoint_every=checkpoint_every)
-    except ValueError as error:
-        _fail(CurateError(str(error)))
+    config = _train_config(data=data, model=model, init=init, samples_seen=samples_seen, batch_size=batch_size,
+                           accumulate=accumulate, lr=lr, weight_decay=weight_decay, warmup=warmup, loss=loss,
+                           seed=seed, checkpoint_every=checkpoint_every)
     if ray_workers:
         _train_on_ray(config, out, ray_workers, device, decode_threads, stop_after_steps, ray_address)
     else:
@@ -436,16 +431,28 @@ def train_dfn(
     """Train a data-filtering network (DFN): a CLIP trained on trusted data only, whose
     image-text similarity then scores a pool (clip_score with `name: dfn` and `weights: OUT`
     writes dfn_score). A folder already trained with the same settings is reused as it is."""
-    from curate.train.config import TrainConfig
-
-    try:
-        config = TrainConfig(**{**DFN_DEFAULTS, "data": data, "model": model, "samples_seen": samples_seen,
-                                "batch_size": batch_size, "lr": lr, "warmup": warmup, "seed": seed})
-    except ValueError as error:
-        _fail(CurateError(str(error)))
+    config = _train_config(**{**DFN_DEFAULTS, "data": data, "model": model, "samples_seen": samples_seen,
+                              "batch_size": batch_size, "lr": lr, "warmup": warmup, "seed": seed})
     _train_here(config, out, device, decode_threads, None)
     console.print(f"score a pool with it (dfn_score):\n  - stage: clip_score\n"
                   f"    params: {{name: dfn, model: {model}, weights: {out}}}", highlight=False, soft_wrap=True)
+
+
+def _train_config(**settings):
+    """The training settings, checked, with what the run will do other than asked said first."""
+    from pydantic import ValidationError
+
+    from curate.params import explain
+    from curate.train.config import TrainConfig
+
+    try:
+        config = TrainConfig(**settings)
+    except ValidationError as error:
+        _fail(CurateError(f"invalid training settings:\n{explain(error, TrainConfig)}"))
+    if os.environ.get("RANK", "0") == "0":
+        for note in config.notes():
+            console.print(f"[yellow]note[/] {note}", highlight=False)
+    return config
 
 
 def _train_here(config, out: Path, device: str, decode_threads: int, stop_after: Optional[int]) -> None:
@@ -468,7 +475,9 @@ def _train_here(config, out: Path, device: str, decode_threads: int, stop_after:
             last = train_loop(config, out, device, decode_threads, stop_after, advance)
         except CurateError as error:
             _fail(error)
-    if main:
+    if main and last.get("already_complete"):
+        console.print(f"already complete: {out} holds the {config.steps:,} steps of this run", highlight=False)
+    elif main:
         console.print(f"step {last['step']} of {config.steps}; metrics: {out / 'metrics.jsonl'}", highlight=False)
     if main and last["step"] == config.steps:
         console.print(f"weights: {out / 'open_clip_pytorch_model.bin'}", highlight=False)

@@ -402,6 +402,26 @@ def test_train_stops_and_continues_from_the_command_line(tmp_path):
     assert refused.exit_code != 0 and "other settings (lr)" in _text(refused)
 
 
+def test_train_checks_settings_first_notes_what_it_changes_and_knows_a_finished_run(tmp_path, monkeypatch):
+    from conftest import write_pool
+
+    write_pool(tmp_path / "pool", shards=1, per_shard=20)
+    monkeypatch.chdir(tmp_path)
+    args = ["train", "--out", "run", "--samples-seen", "20", "--batch-size", "8", "--warmup", "100", "--device", "cpu"]
+    bad = _invoke(*args, "--data", "pool", "--model", "no-such-model")
+    assert bad.exit_code != 0 and "unknown open_clip model 'no-such-model'" in _text(bad)
+    assert not (tmp_path / "run" / "train_config.json").exists()  # nothing recorded for a run that never started
+    first = _invoke(*args, "--data", "pool")
+    text = " ".join(_text(first).split())
+    assert first.exit_code == 0, text
+    assert "samples seen: 20 asked, 24 trained (3 whole batches of 8)" in text
+    assert "warmup: 100 steps asked, 1 used (at most 25% of the 3 steps)" in text
+    again = _invoke(*args, "--data", str(tmp_path / "pool") + "/")  # the same folder, written otherwise
+    assert again.exit_code == 0 and "already complete" in _text(again), _text(again)
+    invalid = _invoke(*args, "--data", "pool", "--loss", "hinge")
+    assert invalid.exit_code == 2 and "loss: Input should be 'clip' or 'siglip'" in " ".join(_text(invalid).split())
+
+
 def test_pipeline_yaml_written_to_the_run_matches_the_file(finished_run):
     written = yaml.safe_load((finished_run / "pipeline.yaml").read_text())
     assert [s["stage"] for s in written["stages"]] == [

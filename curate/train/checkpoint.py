@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from curate.errors import ConfigError
+from curate.models.clip import is_local
 from curate.run import write_atomic
 from curate.train.config import TrainConfig
 from curate.train.data import Position
@@ -50,11 +51,18 @@ def save_weights(out: Path, model, config: TrainConfig) -> Path:
 
 def check_config(out: Path, config: TrainConfig, write: bool = True) -> None:
     """Record the config of a new run (when `write`: the main process of a job); refuse to
-    continue a run made with another one."""
+    continue a run made with another one. Local paths are compared resolved, so `runs/x`, `./runs/x/`
+    and its absolute path are the same data."""
     path = out / CONFIG
     mine = config.model_dump(mode="json")
+    mine["data"] = [_resolved(entry) for entry in mine["data"]]
+    if mine.get("init") and is_local(mine["init"]):
+        mine["init"] = _resolved(mine["init"])
     if path.exists():
         theirs = json.loads(path.read_text())
+        theirs["data"] = [_resolved(entry) for entry in theirs.get("data", [])]
+        if theirs.get("init") and is_local(theirs["init"]):
+            theirs["init"] = _resolved(theirs["init"])
         changed = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
         if changed:
             raise ConfigError(f"{out} holds a run with other settings ({', '.join(changed)}); "
@@ -62,6 +70,11 @@ def check_config(out: Path, config: TrainConfig, write: bool = True) -> None:
         return
     if write:
         write_atomic(path, json.dumps(mine, indent=2, sort_keys=True).encode())
+
+
+def _resolved(entry: str) -> str:
+    """A local path, folder or glob made absolute (symbolic links resolved); a URL as it is."""
+    return entry if "://" in entry else str(Path(entry).expanduser().resolve())
 
 
 def _bytes(state) -> bytes:

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+WARMUP_CAP = 0.25  # the largest share of a run's steps its warmup may take
 
 class TrainConfig(BaseModel):
     """Every setting of a run (the output folder and device are where and how, not what)."""
@@ -29,8 +30,27 @@ class TrainConfig(BaseModel):
 
     @property
     def steps(self) -> int:
-        """Optimiser steps the budget buys."""
+        """Optimiser steps the budget buys (whole batches: samples_seen rounded up)."""
         return math.ceil(self.samples_seen / self.batch_size)
+
+    @property
+    def warmup_steps(self) -> int:
+        """The warmup, at most WARMUP_CAP of the steps (rounded up), so that a short run still
+        reaches its peak learning rate and decays."""
+        return min(self.warmup, math.ceil(WARMUP_CAP * self.steps))
+
+    def notes(self) -> list[str]:
+        """What the run does other than asked, for the user: the budget rounded to whole
+        batches, a warmup capped."""
+        found = []
+        trained = self.steps * self.batch_size
+        if trained != self.samples_seen:
+            found.append(f"samples seen: {self.samples_seen:,} asked, {trained:,} trained "
+                         f"({self.steps:,} whole batches of {self.batch_size:,})")
+        if self.warmup_steps < self.warmup:
+            found.append(f"warmup: {self.warmup:,} steps asked, {self.warmup_steps:,} used "
+                         f"(at most {WARMUP_CAP:.0%} of the {self.steps:,} steps)")
+        return found
 
     @property
     def micro_batch(self) -> int:
@@ -40,10 +60,11 @@ class TrainConfig(BaseModel):
     def learning_rate(self, step: int) -> float:
         """Linear warmup, then cosine decay to zero at the last step (a function of the step,
         so a resumed run follows the same schedule)."""
-        if step < self.warmup:
-            return self.lr * (step + 1) / self.warmup
-        span = max(1, self.steps - self.warmup)
-        return 0.5 * self.lr * (1 + math.cos(math.pi * (step - self.warmup) / span))
+        warmup = self.warmup_steps
+        if step < warmup:
+            return self.lr * (step + 1) / warmup
+        span = max(1, self.steps - warmup)
+        return 0.5 * self.lr * (1 + math.cos(math.pi * (step - warmup) / span))
 
 
 # A data-filtering network's defaults, for a small trusted set (a few thousand samples) on CPU

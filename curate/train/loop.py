@@ -11,7 +11,7 @@ from pathlib import Path
 from curate.train import checkpoint, distributed
 from curate.train.batches import micro_batches
 from curate.train.config import TrainConfig
-from curate.train.data import Position
+from curate.train.data import Position, find_shards
 from curate.train.distributed import Distributed
 
 METRICS = "metrics.jsonl"
@@ -27,13 +27,17 @@ def train(config: TrainConfig, out: Path, device: str = "auto", decode_threads: 
 
     device = resolve_device(device)
     dist = distributed.setup(device)
+    find_shards(config.data)  # the settings are checked (data, then model and weights) before any is recorded
+    clip = load_clip(config.model, config.init, device, seed=config.seed)
     out.mkdir(parents=True, exist_ok=True)
     checkpoint.check_config(out, config, write=dist.main)
-    clip = load_clip(config.model, config.init, device, seed=config.seed)
     model = clip.model.train()
     loss_fn = _loss(config, model, clip.device, dist)
     optimizer = _optimizer(model, config)
     step, position = _resume(out, model, optimizer)
+    if step >= config.steps:
+        dist.barrier()
+        return {"step": step, "already_complete": True}
     if dist.main:
         _truncate_metrics(out / METRICS, step)
     wrapped = dist.wrap(model, clip.device)
