@@ -49,6 +49,8 @@ def run(
     quiet: bool = typer.Option(False, "--quiet/--no-quiet", help="no progress bars"),
     report: bool = typer.Option(True, "--report/--no-report", help="write RUN/report.html and the dataset card "
                                 "at the end (`curate report RUN` writes them later)"),
+    strict: bool = typer.Option(False, "--strict/--no-strict", help="fail (exit 2) when the run ends with a "
+                                "warning: nothing curated, or one drop reason taking over 90% of a stage"),
 ) -> None:
     """Run or resume a pipeline: committed shards are skipped, the rest are (re)done. Ends with the
     run's HTML report and, beside the curated shards, its dataset card."""
@@ -74,8 +76,12 @@ def run(
                   f"dropped {summary['dropped']:,}")
     for name, value in summary["outputs"].items():
         console.print(f"  {name}: {value}", highlight=False)
+    for warning in summary.get("warnings", []):
+        console.print(f"[yellow]warning[/] {escape(warning)}", highlight=False)
     if report:
         _report(summary["run_dir"])
+    if strict and summary.get("warnings"):
+        _fail(CurateError(f"--strict: the run ended with {len(summary['warnings'])} warning(s) (above)"))
 
 
 def _report(path: str | Path, **options) -> None:

@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from curate.drop_warnings import drop_warnings
 from curate.errors import InvariantError
 from curate.io.subset import first_repeat, u8u8_to_uids, uids_to_u8u8
 from curate.run import RunDir, write_json_atomic
@@ -93,6 +94,8 @@ def finalize_run(run: RunDir, name: str, deciders: list[str], shards: list[str],
     uids = write_dropped(run, deciders, shards)
     curated = uids.kept if written is None else written.uids
     check_invariant(uids.ingested, curated, uids.dropped)
+    stages = [_report_dict(report) for report in reports]
+    intended = {report.stage_id: report.intended_drop_share for report in reports}
     summary = {
         "run_dir": str(run.root),
         "pipeline": name,
@@ -100,7 +103,8 @@ def finalize_run(run: RunDir, name: str, deciders: list[str], shards: list[str],
         "curated": len(curated),
         "dropped": len(uids.dropped),
         "dropped_by_reason": dict(sorted(uids.reasons.items())),
-        "stages": [_report_dict(report) for report in reports],
+        "warnings": drop_warnings(len(uids.ingested), len(curated), stages, intended),
+        "stages": stages,
         "outputs": {"dropped": str(run.root / "dropped.parquet"), **(written.summary if written else {})},
         "versions": package_versions(),
     }

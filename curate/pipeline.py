@@ -42,6 +42,7 @@ class StageReport:
     wall_seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
     details: dict | None = None  # a global stage's own figures (see GlobalStage.finish)
+    intended_drop_share: float = 0.0  # see Stage.intended_drop_share
 
     @property
     def kept(self) -> int:
@@ -206,7 +207,7 @@ class PipelineRun:
         return summary
 
     def _run_stage(self, index: int, stage: Stage) -> StageReport:
-        report = StageReport(stage.id, stage.name)
+        report = StageReport(stage.id, stage.name, intended_drop_share=stage.intended_drop_share())
         started = time.perf_counter()
         if isinstance(stage, SourceStage):
             self._run_source(stage, index, report)

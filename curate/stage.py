@@ -119,6 +119,11 @@ class Stage(ABC):
         stage reported in the run summary). Default: none."""
         return []
 
+    def intended_drop_share(self) -> float:
+        """The share of what reaches it this stage is set to drop (a top fraction of 5% drops 95%),
+        so that the end-of-run warnings do not take it for a fault. Default: none."""
+        return 0.0
+
 
     def limitations(self, details: dict | None) -> list[str]:
         """What this stage's choices mean for the curated set, as lines of the dataset card's

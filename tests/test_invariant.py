@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from curate import InvariantError, load_pipeline, register, run_pipeline
 from curate.finalize import check_invariant
 from curate.io.subset import uids_to_u8u8
 from curate.stages.export.webdataset import ExportWebDataset
-from conftest import write_pipeline
+from conftest import jpeg_bytes, write_pipeline
 
 UIDS = [f"{i:032x}" for i in range(1, 7)]
 
@@ -73,3 +76,36 @@ def test_a_faulty_sink_fails_the_run(tmp_path, pool, sink, message):
     pipeline = write_pipeline(tmp_path / "p.yaml", str(pool / "*.tar"), tmp_path / "run", stages=stages)
     with pytest.raises(InvariantError, match=message):
         run_pipeline(load_pipeline(pipeline))
+
+
+def test_a_run_that_curates_nothing_or_loses_most_to_one_reason_warns_with_a_hint(tmp_path):
+    from curate.drop_warnings import drop_warnings
+
+    stages = [{"stage_id": "ingest_folder", "alive_in": 100, "drop_counts": {"missing_caption": 95}},
+              {"stage_id": "top", "alive_in": 5, "drop_counts": {"below_top_fraction": 5}}]
+    found = drop_warnings(100, 0, stages, {"top": 0.99})
+    assert found[0] == "nothing was curated: the most samples were dropped as `missing_caption` (95)"
+    assert found[1].startswith("ingest_folder: `missing_caption` dropped 95 of the 100 samples that reached it (95%)")
+    assert "expected IMAGE.txt beside each image" in found[1] and len(found) == 2  # the top fraction meant it
+    assert drop_warnings(100, 20, [{"stage_id": "s", "alive_in": 100, "drop_counts": {"x": 80}}], {}) == []
+
+
+def test_strict_makes_the_warnings_an_error(tmp_path):
+    from typer.testing import CliRunner
+
+    from curate.cli import app
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for index in range(20):
+        (folder / f"{index}.jpg").write_bytes(jpeg_bytes(index))
+    (folder / "0.txt").write_text("the only image with a caption")
+    config = {"name": "folder", "run_dir": str(tmp_path / "run"),
+              "stages": [{"stage": "ingest_folder", "params": {"inputs": [str(folder)]}}]}
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(config))
+    lenient = CliRunner().invoke(app, ["run", str(tmp_path / "p.yaml"), "--quiet", "--no-report"])
+    assert lenient.exit_code == 0 and "`missing_caption` dropped 19 of the 20" in " ".join(lenient.output.split())
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["warnings"][0].startswith("ingest_folder: `missing_caption` dropped 19 of the 20 samples")
+    strict = CliRunner().invoke(app, ["run", str(tmp_path / "p.yaml"), "--quiet", "--no-report", "--strict"])
+    assert strict.exit_code == 2 and "--strict" in strict.output

@@ -35,6 +35,7 @@ def run_context(facts: RunFacts, eval_results: list[Path] = (), thumbnails: int 
         "ingested": ingested,
         "curated": steps[-1].kept if steps else 0,
         "steps": steps,
+        "run_warnings": facts.summary.get("warnings", []),
         "reasons": reasons,
         "histograms": [{"h": h, "plot": histogram_plot(h)} for h in histograms(facts)],
         "galleries": galleries,

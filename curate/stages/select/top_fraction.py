@@ -101,6 +101,10 @@ class SelectTopFraction(GlobalStage):
         keeps = ">=" if self.params.descending else "<="
         return [Threshold(self.params.column, details["threshold"], keeps, self.params.drop_reason)]
 
+    def intended_drop_share(self) -> float:
+        """All but the fraction kept."""
+        return 1.0 - self.params.fraction
+
     def limitations(self, details: dict | None) -> list[str]:
         """The set inherits the scoring model's preferences."""
         p = self.params
