@@ -32,6 +32,7 @@ class DedupFindings:
     details: dict
     sizes: dict[int, int]  # group size -> groups of that size
     groups: list[list[Member]]
+    more: list[int]  # per group shown, its members not shown
     external: bool  # members duplicate samples outside the pool (evaluation sets)
 
 
@@ -52,13 +53,15 @@ def _findings(facts: RunFacts, stage, table: pl.DataFrame) -> DedupFindings:
     external = table.filter(pl.col("duplicate_of").is_not_null()).join(
         table.select(pl.col("uid").alias("duplicate_of")), on="duplicate_of", how="anti").height > 0
     shown = _chosen_groups(sizes)
+    size_of = dict(sizes.iter_rows())
     groups = []
     for group in shown:
         rows = table.filter(pl.col("group") == group).sort(
             pl.col("duplicate_of").is_not_null(), pl.col("similarity"), "uid", descending=[False, True, False],
             nulls_last=True)
         groups.append([Member(*row) for row in rows.head(MEMBERS).select("uid", "duplicate_of", "similarity").iter_rows()])
-    return DedupFindings(stage.id, stage.name, facts.details(stage.id) or {}, size_counts, groups, external)
+    more = [size_of[group] - len(members) for group, members in zip(shown, groups)]
+    return DedupFindings(stage.id, stage.name, facts.details(stage.id) or {}, size_counts, groups, more, external)
 
 
 def _chosen_groups(sizes: pl.DataFrame) -> list[int]:

@@ -14,6 +14,7 @@ _ENVIRONMENT.filters["num"] = lambda value: f"{value:,}" if isinstance(value, in
 _ENVIRONMENT.filters["spread"] = lambda cell: (f"{cell['mean']:.4f} ± {cell['std']:.4f}" if cell.get("std") is not None
                                                else f"{cell['mean']:.4f}")  # one seed: no spread
 _ENVIRONMENT.filters["fixed"] = lambda value, digits=4: "–" if value is None else f"{value:.{digits}f}"
+_ENVIRONMENT.filters["count"] = lambda n, noun: f"{n:,} {noun}" + ("" if n == 1 else "s")  # 1 sample, 2 samples
 _ENVIRONMENT.filters["pct"] = lambda part, whole: f"{100 * part / whole:.1f}%" if whole else "–"
 
 

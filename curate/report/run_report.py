@@ -73,11 +73,11 @@ def _dedup_section(facts: RunFacts, findings: DedupFindings, thumbs: dict[str, T
     """A stage's groups as rows of thumbnails; members outside the pool (evaluation images) too."""
     outside = _outside_thumbs(facts, findings) if findings.external else {}
     groups = []
-    for group in findings.groups:
-        row = [{"member": m, "thumb": thumbs.get(m.uid)} for m in group]
-        for m in group:
-            if m.duplicate_of in outside:
-                row.append({"member": None, "thumb": outside[m.duplicate_of]})
+    for group, more in zip(findings.groups, findings.more):
+        row = [{"member": m, "thumb": thumbs.get(m.uid), "more": 0} for m in group]
+        row += [{"member": None, "thumb": outside[m.duplicate_of], "more": 0} for m in group if m.duplicate_of in outside]
+        if more:
+            row.append({"member": None, "thumb": None, "more": more})
         groups.append(row)
     return {"f": findings, "groups": groups}
 

@@ -1,7 +1,9 @@
 """The run report's sections against the run's own files, the dataset card, and the CLI."""
 
 import json
+import re
 
+import numpy as np
 import polars as pl
 import pytest
 import webdataset as wds
@@ -107,3 +109,49 @@ def test_write_report_refuses_eval_tables_for_a_benchmark(tmp_path):
     (tmp_path / "leaderboard.json").write_text("{}")
     with pytest.raises(Exception, match="benchmark report has its leaderboard"):
         write_report(tmp_path, eval_results=[tmp_path / "x.json"])
+
+
+def test_plots_read_at_a_glance_with_their_cuts_in_the_legend():
+    import io
+    import base64
+
+    from PIL import Image
+
+    from curate.report.plots import DPI, histogram_figure, histogram_plot
+    from curate.report.scores import Histogram
+    from curate.stage import Threshold
+
+    edges = np.linspace(0, 1, 11)
+    cut = Threshold("dfn_score", 0.3, ">=", "below_top_fraction")
+    balanced = Histogram("dfn_score", "score", edges, np.full(10, 50), np.full(10, 40), 0, [cut])
+    figure = histogram_figure(balanced)
+    axes = figure.axes[0]
+    assert "below_top_fraction: keeps >= 0.3" in [t.get_text() for t in axes.get_legend().get_texts()]
+    assert axes.get_yscale() == "linear" and not axes.texts  # no text over the bars
+    sizes = [axes.xaxis.label.get_size(), axes.yaxis.label.get_size(), axes.get_xticklabels()[0].get_size()]
+    assert min(sizes) * DPI / 72 >= 11  # at least 11 px
+    swamped = Histogram("dfn_score", "score", edges, np.full(10, 2), np.full(10, 400), 0, [cut])
+    assert histogram_figure(swamped).axes[0].get_yscale() == "symlog"
+    png = Image.open(io.BytesIO(base64.b64decode(histogram_plot(balanced).split(",", 1)[1])))
+    assert png.width >= 700 and png.height >= 380  # about twice the 368 x 200 of before
+
+
+def test_counts_read_as_words_and_large_groups_say_how_many_are_not_shown(small_run):
+    from types import SimpleNamespace
+
+    from curate.report.dedup import MEMBERS, _findings
+    from curate.report.render import _ENVIRONMENT, render
+    from curate.report.run_report import _dedup_section, run_context
+
+    assert _ENVIRONMENT.filters["count"](1, "sample") == "1 sample"
+    assert _ENVIRONMENT.filters["count"](2000, "sample") == "2,000 samples"
+    facts = load_run(small_run)
+    assert not re.search(r"\b1 samples\b", write_run_report(small_run).report.read_text())
+    found = pl.DataFrame({"uid": [f"u{i:03d}" for i in range(40)], "group": [0] * 30 + [1] * 10,
+                          "duplicate_of": [None] + ["u000"] * 29 + [None] + ["u030"] * 9,
+                          "similarity": [None] + [0.99] * 29 + [None] + [0.98] * 9})
+    findings = _findings(SimpleNamespace(details=lambda _: {}), SimpleNamespace(id="near", name="dedup_near"), found)
+    assert findings.more == [30 - MEMBERS, 10 - MEMBERS] and all(len(g) == MEMBERS for g in findings.groups)
+    context = run_context(facts) | {"dedup": [_dedup_section(facts, findings, {})], "card": "README.md"}
+    html = render("run.html.j2", context)
+    assert f'data-more="{30 - MEMBERS}">+{30 - MEMBERS} more' in html and "1 group of 30" in html
