@@ -105,6 +105,11 @@ class Stage(ABC):
         its columns after its parameters (a scorer named after its model)."""
         return load_schema(self.output_schema)
 
+    def config(self) -> dict:
+        """The parameters that decide what the stage writes (its config hash): all but those that
+        only describe its outputs (an ingest stage's licence)."""
+        return self.params.model_dump(mode="json", exclude={"licence"})
+
     def content_digest(self) -> str | None:
         """A digest of the files the parameters point to (a model, a metadata list), so that a
         changed file counts as a changed configuration on resume. None: nothing to digest."""

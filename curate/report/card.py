@@ -5,6 +5,7 @@ under which licences, how it was filtered, what it is likely to lack, and how to
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import polars as pl
@@ -31,32 +32,65 @@ def card_path(facts: RunFacts) -> Path:
     return Path(shards) / CARD if shards and Path(shards).is_dir() else facts.root / "DATASET_CARD.md"
 
 
+SIZE_CATEGORIES = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
+                   (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B"),
+                   (10_000_000_000, "1B<n<10B")]
+
+
 def dataset_card(facts: RunFacts, steps: list[FunnelStep]) -> str:
-    """The card's Markdown."""
+    """The card's Markdown, with the Hugging Face hub's YAML front matter; every path in it is
+    relative to the card's own folder, so the card stays true wherever the set is copied."""
     table = origins(facts)
-    parts = [_overview(facts, steps), _sources(table), _curation(facts, steps), _limits(facts, steps, table),
-             _loading(facts), _provenance(facts)]
+    here = card_path(facts).parent
+    parts = [_front_matter(facts, steps, table), _overview(facts, steps, here), _sources(facts, table),
+             _curation(facts, steps), _limits(facts, steps, table), _loading(facts, here), _provenance(facts)]
     return "\n\n".join(part.strip() for part in parts) + "\n"
 
 
-def _overview(facts: RunFacts, steps: list[FunnelStep]) -> str:
+def _relative(path: str | Path, here: Path) -> str:
+    """A path as seen from the card's folder."""
+    return os.path.relpath(Path(path).resolve(), here.resolve())
+
+
+def _stated_licence(facts: RunFacts) -> str | None:
+    return getattr(facts.source.params, "licence", None)
+
+
+def _front_matter(facts: RunFacts, steps: list[FunnelStep], table: pl.DataFrame) -> str:
+    """The hub's metadata: licence ids of the curated origins, size category, tasks."""
+    curated = steps[-1].kept if steps else 0
+    ids = sorted({licence_of(origin or "", _stated_licence(facts)).hub_id
+                  for origin, _, kept in table.iter_rows() if kept})
+    size = next((name for limit, name in SIZE_CATEGORIES if curated < limit), "n>10B")
+    lines = ["---", f"pretty_name: {json.dumps(facts.summary.get('pipeline', facts.root.name) + ' (curated)')}"]
+    lines += ["license:", *(f"- {hub_id}" for hub_id in ids)] if len(ids) > 1 else [f"license: {(ids or ['unknown'])[0]}"]
+    lines += ["size_categories:", f"- {size}", "task_categories:", "- zero-shot-image-classification",
+              "- image-to-text", "- text-to-image", "tags:", "- clip", "- webdataset", "- curate", "---"]
+    return "\n".join(lines)
+
+
+def _overview(facts: RunFacts, steps: list[FunnelStep], here: Path) -> str:
     ingested, curated = steps[0].alive_in, steps[-1].kept
     share = f"{100 * curated / ingested:.1f}%" if ingested else "none"
     outputs = facts.summary.get("outputs", {})
+    shards = _relative(outputs["curated_shards"], here) if "curated_shards" in outputs else None
+    subset = _relative(outputs["subset"], here) if "subset" in outputs else None
+    dropped = _relative(outputs.get("dropped", facts.root / "dropped.parquet"), here)
     return f"""# {facts.summary.get('pipeline', facts.root.name)}: a curated image-text set
 
 {curated:,} image-text pairs, curated by `curate` from {ingested:,} ingested samples ({share} kept) for
-contrastive (CLIP) pretraining. Run directory: `{facts.root.resolve()}`.
+contrastive (CLIP) pretraining. Run directory: `{_relative(facts.root, here)}`. Every path in this
+card is relative to the card's own folder.
 
 ## Files
 
-- WebDataset shards: `{outputs.get('curated_shards', 'none (this run exported no shards)')}`: per sample
+- WebDataset shards: {_shards_place(shards)}: per sample
   `<uid>.<image extension>`, `<uid>.txt` (the caption) and `<uid>.json` (uid, key, source, url, size, sha256 and the source's metadata);
   `sizes.json` gives the samples per shard, as open_clip's trainer reads it.
 - Images: {_images(outputs)}
 - Per shard, a Parquet file with the same samples' metadata.
-- `{outputs.get('subset', 'no subset file')}`: the curated uids as a DataComp subset file (sorted uint64 pairs).
-- `{outputs.get('dropped', facts.root / 'dropped.parquet')}`: every dropped sample with its drop reason and the
+- `{subset or 'no subset file'}`: the curated uids as a DataComp subset file (sorted uint64 pairs).
+- `{dropped}`: every dropped sample with its drop reason and the
   stage that dropped it. Ingested = curated + dropped, each uid exactly once (checked at the end of the run)."""
 
 
@@ -72,11 +106,17 @@ def _images(outputs: dict) -> str:
             f"of the shards' Parquet says which); the others are the ingested bytes.")
 
 
-def _sources(table: pl.DataFrame) -> str:
+def _shards_place(shards: str | None) -> str:
+    if shards is None:
+        return "none (this run exported no shards)"
+    return "this folder" if shards == "." else f"`{shards}`"
+
+
+def _sources(facts: RunFacts, table: pl.DataFrame) -> str:
     lines = ["## Sources and licences", "", "| origin | ingested | curated | licence | where from |",
              "| --- | ---: | ---: | --- | --- |"]
     for origin, ingested, curated in table.iter_rows():
-        licence = licence_of(origin or "")
+        licence = licence_of(origin or "", _stated_licence(facts))
         lines.append(f"| {origin} | {ingested:,} | {curated:,} | {licence.licence} | {licence.origin} |")
     return "\n".join(lines)
 
@@ -114,10 +154,10 @@ def _limits(facts: RunFacts, steps: list[FunnelStep], table: pl.DataFrame) -> st
     return "\n".join(lines)
 
 
-def _loading(facts: RunFacts) -> str:
-    shards = facts.summary.get("outputs", {}).get("curated_shards", "SHARDS")
-    sizes = Path(shards) / "sizes.json"
-    names = sorted(read_json(sizes) or {})
+def _loading(facts: RunFacts, here: Path) -> str:
+    found = facts.summary.get("outputs", {}).get("curated_shards")
+    shards = _relative(found, here) if found else "SHARDS"
+    names = sorted(read_json(Path(found) / "sizes.json") or {}) if found else []
     pattern = f"{shards}/{{{names[0][:-4]}..{names[-1][:-4]}}}.tar" if names else f"{shards}/{{00000..NNNNN}}.tar"
     count = facts.summary.get("curated", 0)
     return f"""## How to load
@@ -141,7 +181,7 @@ polars (the curated samples' metadata; every sample of the run with its scores):
 import polars as pl
 curated = pl.read_parquet("{shards}/*.parquet")
 import curate
-everything = curate.scan("{facts.root.resolve()}").collect()  # kept, drop_reason, dropped_by, every score
+everything = curate.scan("{_relative(facts.root, here)}").collect()  # kept, drop_reason, dropped_by, every score
 ```
 
 curate's own trainer: `curate train --data {shards} --out MODEL --samples-seen N`."""

@@ -70,7 +70,9 @@ def test_card_beside_the_shards_says_what_is_in_them_and_how_to_load_it(small_ru
     assert "unknown: state the licence" in card  # a generated pool has no known licence
     assert "tail_entry_fraction: 0.9" in card and "keep_by: \"caption_words\"" in card
     pattern = card.split('wds.WebDataset("')[1].split('"')[0]
-    loaded = list(wds.WebDataset(pattern, shardshuffle=False).to_tuple("__key__", "txt"))
+    described = card.split("## Provenance")[0]  # the provenance quotes the pipeline file as run
+    assert str(small_run.resolve()) not in described and str(small_run) not in described  # relative to the card
+    loaded = list(wds.WebDataset(str(written.card.parent / pattern), shardshuffle=False).to_tuple("__key__", "txt"))
     assert len(loaded) == summary["curated"]
     table = origins(load_run(small_run))
     assert table["ingested"].sum() == 400 and table["curated"].sum() == summary["curated"]
@@ -155,3 +157,27 @@ def test_counts_read_as_words_and_large_groups_say_how_many_are_not_shown(small_
     context = run_context(facts) | {"dedup": [_dedup_section(facts, findings, {})], "card": "README.md"}
     html = render("run.html.j2", context)
     assert f'data-more="{30 - MEMBERS}">+{30 - MEMBERS} more' in html and "1 group of 30" in html
+
+
+def test_card_front_matter_and_a_stated_licence_that_redoes_nothing(tmp_path):
+    import yaml
+
+    from conftest import write_pipeline, write_pool
+    from curate import load_pipeline, run_pipeline
+
+    write_pool(tmp_path / "pool", shards=2, per_shard=10)
+    stages = [{"stage": "export", "params": {"samples_per_shard": 100}}]
+    pipeline = write_pipeline(tmp_path / "p.yaml", str(tmp_path / "pool" / "*.tar"), tmp_path / "run", stages=stages)
+    run_pipeline(load_pipeline(pipeline))
+    card = write_run_report(tmp_path / "run").card.read_text()
+    front = yaml.safe_load(card.split("---")[1])
+    assert front["license"] == "unknown" and front["size_categories"] == ["n<1K"]
+    assert "zero-shot-image-classification" in front["task_categories"]
+    raw = yaml.safe_load(pipeline.read_text())
+    raw["stages"][0]["params"]["licence"] = "CC-BY-4.0"
+    pipeline.write_text(yaml.safe_dump(raw))
+    summary = run_pipeline(load_pipeline(pipeline))
+    assert all(stage["reused"] == stage["shards"] for stage in summary["stages"])  # a licence changes no output
+    card = write_run_report(tmp_path / "run").card.read_text()
+    assert yaml.safe_load(card.split("---")[1])["license"] == "cc-by-4.0"
+    assert "| CC-BY-4.0 | stated in the pipeline" in card

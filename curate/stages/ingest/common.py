@@ -25,6 +25,9 @@ class IngestParams(StageParams):
                                  "as image_too_many_bytes")
     max_caption_bytes: int = Field(Checks.max_caption_bytes, ge=1, description="longer captions (UTF-8 bytes) "
                                    "are dropped as caption_too_long")
+    licence: str | None = Field(None, description="the licence of these inputs' images and captions, as the "
+                                "dataset card states it (a Hugging Face licence id such as cc-by-4.0, or your "
+                                "words); default: the embedded pools' own, else unknown. Changing it redoes nothing")
 
     @cached_property
     def checks(self) -> Checks:
