@@ -215,15 +215,19 @@ def select(
     where: str = typer.Option(..., help="SQL predicate over the run's columns, e.g. \"caption_words >= 4\""),
     name: str = typer.Option(..., help="the selection's name: RUN/selections/NAME, and the drop reason"),
     executor: Optional[str] = typer.Option(None, help="local or ray (default: the run's)"),
-    quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
+    force: bool = typer.Option(False, "--force/--no-force", help="replace the selection of that name"),
+    quiet: bool = typer.Option(False, "--quiet/--no-quiet", help="no progress bars"),
+    report: bool = typer.Option(True, "--report/--no-report", help="write the selection's report.html and "
+                                "dataset card"),
 ) -> None:
     """A new curated export from a finished run's scores, recomputing none: the samples the
-    run kept for which the predicate holds, exported to RUN/selections/NAME/."""
+    run kept for which the predicate holds, exported to RUN/selections/NAME/ with its report and
+    dataset card. A selection that fails leaves nothing behind."""
     from curate.progress import Progress, summary_table
     from curate.selection import select_from_run
 
     try:
-        summary = select_from_run(run_dir, where, name, executor=executor,
+        summary = select_from_run(run_dir, where, name, executor=executor, force=force,
                                   progress=None if quiet else Progress())
     except CurateError as error:
         _fail(error)
@@ -231,6 +235,8 @@ def select(
     console.print(f"selected {summary['curated']:,} of {summary['ingested']:,}")
     for key, value in summary["outputs"].items():
         console.print(f"  {key}: {value}", highlight=False)
+    if report:
+        _report(summary["run_dir"])
 
 
 @pools_app.command("build")

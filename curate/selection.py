@@ -34,10 +34,12 @@ def link_tree(source: Path, target: Path) -> None:
 
 
 def select_from_run(run_dir: str | Path, where: str, name: str, *, executor: str | None = None,
-                    workers: int | None = None, progress: Progress | None = None) -> dict:
+                    workers: int | None = None, progress: Progress | None = None, force: bool = False) -> dict:
     """Export the samples of a finished run that its filters kept and `where` (SQL) keeps too.
 
     Samples the predicate rejects are dropped with reason `name`. Returns the new run's summary.
+    A name already used is refused unless `force` (which replaces that selection); a selection
+    that fails leaves nothing behind.
     """
     run_dir = Path(run_dir)
     if not _NAME.match(name):
@@ -50,10 +52,18 @@ def select_from_run(run_dir: str | Path, where: str, name: str, *, executor: str
         raise ConfigError(f"{run_dir}'s pipeline has no export stage to write a selection with")
     kept = [entry for entry in config.stages if entry not in sinks]
     target = run_dir / "selections" / name
-    for entry in kept:
-        link_tree(run_dir / (entry.id or entry.stage), target / (entry.id or entry.stage))
-    chooser = {"stage": "select", "id": "selection", "params": {"filters": {name: where}}}
-    stages = [entry.model_dump() for entry in kept] + [chooser, sinks[0].model_dump()]
-    selection = type(config).model_validate({**config.model_dump(), "run_dir": str(target), "serve": None,
-                                             "stages": stages})
-    return run_pipeline(selection, executor=executor, workers=workers, force=True, progress=progress)
+    if target.exists() and not force:
+        raise ConfigError(f"selection {name!r} exists ({target}); rerun with --force to replace it, or choose "
+                          f"another name")
+    shutil.rmtree(target, ignore_errors=True)
+    try:
+        for entry in kept:
+            link_tree(run_dir / (entry.id or entry.stage), target / (entry.id or entry.stage))
+        chooser = {"stage": "select", "id": "selection", "params": {"filters": {name: where}}}
+        stages = [entry.model_dump() for entry in kept] + [chooser, sinks[0].model_dump()]
+        selection = type(config).model_validate({**config.model_dump(), "run_dir": str(target), "serve": None,
+                                                 "stages": stages})
+        return run_pipeline(selection, executor=executor, workers=workers, force=True, progress=progress)
+    except BaseException:  # a bad predicate, an interrupt: no half-made selection is left to mistake for one
+        shutil.rmtree(target, ignore_errors=True)
+        raise

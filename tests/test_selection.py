@@ -47,6 +47,19 @@ def test_the_cli_and_its_errors(finished, tmp_path):
     assert result.exit_code == 0, result.output
     summary = json.loads((run_dir / "selections" / "longest" / "summary.json").read_text())
     assert summary["curated"] == 20
+    assert (run_dir / "selections" / "longest" / "report.html").is_file()
+    assert "20 image-text pairs" in (run_dir / "selections" / "longest" / "export" / "shards" / "README.md").read_text()
+    again = CliRunner().invoke(app, ["select", str(run_dir), "--where", "caption_chars > 40", "--name", "longest",
+                                     "--quiet"])
+    assert again.exit_code == 2 and "--force" in again.output
+    forced = CliRunner().invoke(app, ["select", str(run_dir), "--where", "caption_chars > 40", "--name", "longest",
+                                      "--quiet", "--force", "--no-report"])
+    assert forced.exit_code == 0, forced.output
+    assert json.loads((run_dir / "selections" / "longest" / "summary.json").read_text())["curated"] < 20
+    assert not (run_dir / "selections" / "longest" / "report.html").exists()  # replaced whole
+    failed = CliRunner().invoke(app, ["select", str(run_dir), "--where", "no_such_column > 1", "--name", "broken",
+                                      "--quiet"])
+    assert failed.exit_code == 2 and not (run_dir / "selections" / "broken").exists()
     with pytest.raises(ConfigError, match="snake_case"):
         select_from_run(run_dir, "caption_words > 1", "Bad Name")
     with pytest.raises(InputError, match="not a run directory|has not finished"):
