@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from curate.errors import CurateError
+from curate.errors import CurateError, polars_message
 from curate.report import THUMBNAILS
 from curate.train.config import DFN_DEFAULTS
 
@@ -22,6 +22,22 @@ pools_app = typer.Typer(help="Build pools (WebDataset shards + Parquet) to inges
 bench_app = typer.Typer(help="Benchmarks: print throughput and memory figures.", no_args_is_help=True)
 metadata_app = typer.Typer(help="MetaCLIP metadata: the entry lists metaclip_match matches captions against.",
                            no_args_is_help=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        console.print(f"curate {version('curate')}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="print curate's version and exit")) -> None:
+    """Curate image-text pools into CLIP pretraining sets."""
+
+
 app.add_typer(pools_app, name="pools")
 app.add_typer(metadata_app, name="metadata")
 app.add_typer(bench_app, name="bench")
@@ -64,6 +80,8 @@ def run(
                                progress=None if quiet else Progress())
     except CurateError as error:
         _fail(error)
+    except KeyboardInterrupt:
+        _interrupted(config.run_dir)
     console.print(summary_table(summary))
     for stage in summary["stages"]:
         if stage.get("details"):
@@ -82,6 +100,19 @@ def run(
         _report(summary["run_dir"])
     if strict and summary.get("warnings"):
         _fail(CurateError(f"--strict: the run ended with {len(summary['warnings'])} warning(s) (above)"))
+
+
+def _interrupted(run_dir: Path) -> None:
+    """Ctrl-C: say what is kept and how to go on, and exit as an interrupted command does."""
+    from curate.status import committed_shards
+
+    try:
+        kept = committed_shards(run_dir)
+    except CurateError:  # stopped before the run recorded its pipeline
+        kept = 0
+    Console(stderr=True).print(f"interrupted: {kept:,} shard{'s' * (kept != 1)} committed; rerun the same command "
+                               f"to resume", highlight=False)
+    raise typer.Exit(130)
 
 
 def _report(path: str | Path, **options) -> None:
@@ -162,19 +193,22 @@ def _first_line(text: str | None) -> str:
 @app.command()
 def status(run_dir: Path = typer.Argument(..., help="a run directory")) -> None:
     """Per-stage progress of a run: shards done/total, rows kept and dropped."""
-    from curate.status import run_status
+    from curate.status import run_state, run_status
 
     try:
         rows = run_status(run_dir)
+        state = run_state(run_dir)
     except CurateError as error:
         _fail(error)
+    hint = {"interrupted": ": rerun the same command to resume", "running": ": a curate process is at work"}
     table = Table(title=f"status of {run_dir}")
     for column in ("stage", "shards", "rows in", "dropped"):
         table.add_column(column, justify="left" if column == "stage" else "right")
     for row in rows:
-        table.add_row(row["stage"], f"{row['shards_done']}/{row['shards_total']}",
-                      f"{row['alive_in']:,}", f"{row['dropped']:,}")
+        figures = (f"{row['shards_done']}/{row['shards_total']}", f"{row['alive_in']:,}", f"{row['dropped']:,}")
+        table.add_row(row["stage"], *(figures if row["reached"] else ("-", "-", "-")))
     console.print(table)
+    console.print(f"{state}{hint.get(state, '')}", highlight=False)
 
 
 @app.command()
@@ -185,7 +219,7 @@ def scan(
         None, help="comma-separated columns (default: uid, key, caption, kept, drop_reason, dropped_by)"),
     limit: int = typer.Option(10, help="rows to print"),
     output: Optional[Path] = typer.Option(None, help="write the (filtered) frame to this Parquet file"),
-    partial: bool = typer.Option(False, "--partial", help="scan an unfinished run's completed shards"),
+    partial: bool = typer.Option(False, "--partial/--no-partial", help="scan an unfinished run's completed shards"),
 ) -> None:
     """Query all sidecars of a run joined on uid (image bytes are not shown)."""
     import polars as pl
@@ -205,8 +239,10 @@ def scan(
         with pl.Config(tbl_rows=limit, fmt_str_lengths=60, tbl_width_chars=console.width):
             console.print(frame.head(limit).collect(), highlight=False)
             console.print(f"{frame.select(pl.len()).collect().item():,} rows", highlight=False)
-    except (CurateError, pl.exceptions.PolarsError) as error:
+    except CurateError as error:
         _fail(error)
+    except pl.exceptions.PolarsError as error:
+        _fail(CurateError(polars_message(error)))
 
 
 @app.command()
@@ -256,7 +292,7 @@ def pools_build(
     junk_fraction: Optional[float] = typer.Option(None, help="synthetic: share of junk captions"),
     fmt: Optional[str] = typer.Option(None, "--format", help="synthetic: webdataset, parquet or folder"),
     workers: int = typer.Option(0, help="processes (0: all cores)"),
-    force: bool = typer.Option(False, "--force", help="build again even if DIR holds this pool"),
+    force: bool = typer.Option(False, "--force/--no-force", help="build again even if DIR holds this pool"),
 ) -> None:
     """Build a pool or an evaluation set from packages installed here (nothing is downloaded).
     A pool never holds an evaluation item; a rebuild with the same options is skipped."""
@@ -405,7 +441,7 @@ def eval_(
 def benchmark(
     bench: Path = typer.Argument(..., help="benchmark file (see pipelines/benchmark-embedded.yaml)"),
     out: Optional[Path] = typer.Option(None, help="output folder (default: the file's `out`)"),
-    quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
+    quiet: bool = typer.Option(False, "--quiet/--no-quiet", help="no progress bars"),
 ) -> None:
     """Compare curation strategies at equal compute, the way DataComp does: curate one pool with
     every strategy, train the same model on each subset with the same samples seen for every

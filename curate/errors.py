@@ -23,3 +23,10 @@ class ResumeError(CurateError):
 
 class InvariantError(CurateError):
     """ingested = curated + dropped does not hold, or a uid appears twice."""
+
+
+def polars_message(error: Exception) -> str:
+    """A polars error as a user needs it: its first line and its suggestion ("Did you mean ...?"),
+    without the query plan polars appends."""
+    text = str(error).split("\n\nResolved plan")[0].split("\n\nThis error occurred")[0]
+    return " ".join(part.strip() for part in text.split("\n\n") if part.strip())

@@ -19,7 +19,7 @@ from curate.executors.orphans import end_recorded_processes, record_processes
 from curate.finalize import finalize_run
 from curate.io.serve import serve_folder
 from curate.progress import NullProgress, Progress
-from curate.run import RunDir, is_committed, stable_hash, write_atomic
+from curate.run import LOCK, RunDir, is_committed, stable_hash, write_atomic
 from curate.stage import TIMINGS, Collected, GlobalStage, ShardStage, SinkStage, SourceStage, Stage
 from curate.tasks import ApplyTask, CollectTask, ShardTask, SinkTask, SourceTask
 from curate.view import UpstreamStage, plan_view
@@ -174,7 +174,7 @@ class PipelineRun:
         One run at a time per directory: a second one is refused while the first holds the lock.
         """
         self.run.root.mkdir(parents=True, exist_ok=True)
-        with open(self.run.root / ".lock", "w") as lock:
+        with open(self.run.root / LOCK, "w") as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

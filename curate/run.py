@@ -103,6 +103,7 @@ def read_json(path: Path) -> Any | None:
         return None
 
 
+LOCK = ".lock"  # held (flock) by the one curate process running in a run directory
 # what a run writes at the root of its directory, besides a folder per stage and selections/
 RUN_FILES = ("pipeline.yaml", "summary.json", "dropped.parquet", "report.html", "DATASET_CARD.md",
              ".helper-processes.json")

@@ -51,7 +51,10 @@ def finished_run(tmp_path) -> Path:
 
 
 @pytest.mark.parametrize("command, expected", [
-    (["run"], ["PIPELINE", "--executor", "--workers", "--run-dir", "--force", "--quiet"]),
+    (["run"], ["PIPELINE", "--executor", "--workers", "--run-dir", "--force", "--no-force", "--overwrite", "--quiet",
+               "--strict", "--no-report"]),
+    (["select"], ["RUN_DIR", "--where", "--name", "--force", "--no-force", "--report"]),
+    (["stages"], ["NAME"]),
     (["status"], ["RUN_DIR", "shards"]),
     (["scan"], ["RUN_DIR", "--where", "--columns", "--limit", "--output"]),
     (["pools", "build"], ["NAME", "--out", "--n", "--samples-per-shard", "--seed", "--image-size",
@@ -71,12 +74,19 @@ def finished_run(tmp_path) -> Path:
     (["pools", "build"], ["--noise", "--start"]),
 ])
 def test_help_mentions_key_options(command, expected):
-    result = _invoke(*command, "--help")
+    result = _invoke(*command, "--help", width=120)  # a narrow terminal shortens long option names
     assert result.exit_code == 0, _text(result)
     text = _text(result)
     assert "Usage" in text
     for option in expected:
         assert re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", text, re.IGNORECASE), (option, text)
+
+
+def test_version():
+    from importlib.metadata import version
+
+    result = _invoke("--version")
+    assert result.exit_code == 0 and result.stdout.strip() == f"curate {version('curate')}"
 
 
 def test_top_level_help_lists_every_command():
@@ -249,6 +259,9 @@ def test_scan_with_unknown_column_exits_2_naming_it(finished_run):
     result = _invoke("scan", finished_run, "--where", "no_such_column > 3")
     assert result.exit_code == 2, (result.exception, _text(result))
     assert "no_such_column" in result.stderr
+    typo = " ".join(_text(_invoke("scan", finished_run, "--where", "caption_word > 3")).split())
+    assert 'unable to find column "caption_word"' in typo and 'Did you mean "caption_words"?' in typo
+    assert "Resolved plan" not in typo and "FAILED HERE" not in typo
 
 
 def test_scan_of_a_folder_that_is_not_a_run_exits_2(tmp_path):

@@ -22,12 +22,13 @@ def _start(pipeline: Path, *options: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def _kill_when(process: subprocess.Popen, markers: Path, count: int, timeout: float = 120) -> None:
-    """SIGKILL the run as soon as `count` commit markers exist in `markers`."""
+def _kill_when(process: subprocess.Popen, markers: Path, count: int, timeout: float = 120,
+               sent: signal.Signals = signal.SIGKILL) -> None:
+    """Send `sent` (SIGKILL) to the run as soon as `count` commit markers exist in `markers`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if markers.exists() and len(list(markers.glob("*.json"))) >= count:
-            os.kill(process.pid, signal.SIGKILL)
+            os.kill(process.pid, sent)
             process.wait()
             return
         if process.poll() is not None:
@@ -175,3 +176,31 @@ def test_another_pipeline_in_the_run_directory_is_refused_even_forced_unless_ove
     assert summary["pipeline"] == "other" and summary["curated"] + summary["dropped"] == summary["ingested"]
     assert sorted(p.name for p in run_dir.iterdir() if not p.name.startswith(".")) == [
         "caption_stats", "dropped.parquet", "ingest_webdataset", "notes.txt", "pipeline.yaml", "summary.json"]
+
+
+def test_ctrl_c_says_what_is_kept_and_status_tells_interrupted_running_and_finished(tmp_path, big_pool, reference):
+    import fcntl
+
+    from typer.testing import CliRunner
+
+    from curate.cli import app
+
+    run_dir = tmp_path / "run"
+    pipeline = write_pipeline(tmp_path / "p.yaml", str(big_pool / "*.tar"), run_dir)
+    process = _start(pipeline)
+    _kill_when(process, run_dir / "caption_stats" / "_done", 3, sent=signal.SIGINT)
+    message = " ".join(process.stderr.read().decode().split())
+    committed = sum(len(list(run_dir.glob(f"{stage}/_done/*.json"))) for stage in ("ingest_webdataset", "caption_stats"))
+    assert process.returncode == 130, message
+    assert f"interrupted: {committed:,} shards committed; rerun the same command to resume" in message
+    status = CliRunner().invoke(app, ["status", str(run_dir)], env={"COLUMNS": "200"})
+    assert "interrupted: rerun the same command to resume" in status.output
+    export_row = next(line for line in status.output.splitlines() if "export" in line)
+    assert export_row.split()[2:] == ["│", "-", "│", "-", "│", "-", "│"], export_row  # not reached
+    with open(run_dir / ".lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert "running" in CliRunner().invoke(app, ["status", str(run_dir)], env={"COLUMNS": "200"}).output
+    rerun = _start(pipeline)
+    assert rerun.wait(timeout=300) == 0, rerun.stderr.read().decode()
+    assert output_files(run_dir) == reference
+    assert "finished" in CliRunner().invoke(app, ["status", str(run_dir)], env={"COLUMNS": "200"}).output.split("\n")[-2]

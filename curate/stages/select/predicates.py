@@ -9,7 +9,7 @@ import polars as pl
 import pyarrow as pa
 from pydantic import Field, field_validator
 
-from curate.errors import ConfigError
+from curate.errors import ConfigError, polars_message
 from curate.stage import ShardStage, StageParams, Threshold, register
 
 
@@ -76,7 +76,7 @@ class Select(ShardStage):
             try:
                 result = empty.select(pl.sql_expr(predicate)).to_series()
             except pl.exceptions.PolarsError as error:
-                raise ConfigError(f"stage {self.id!r}, filter {name!r} ({predicate}): {error}".split("\n")[0]) from None
+                raise ConfigError(f"stage {self.id!r}, filter {name!r} ({predicate}): {polars_message(error)}") from None
             if result.dtype != pl.Boolean:
                 raise ConfigError(f"stage {self.id!r}, filter {name!r} ({predicate}) gives {result.dtype}, "
                                   f"not true/false; write a comparison")
