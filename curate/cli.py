@@ -634,6 +634,33 @@ def bench_score(
     console.print(table)
 
 
+@bench_app.command("clip-benchmark")
+def bench_clip_benchmark(
+    checkpoint: Path = typer.Argument(..., help="a finished `curate train` or `curate train-dfn` folder"),
+    data: Path = typer.Option(Path("data/eval"), help="the offline evaluation sets (curate pools build)"),
+    tasks: str = typer.Option("fashion-mnist-test,mnist-5k,flags-eval,tuxpaint-retrieval",
+                              help="comma-separated offline tasks"),
+) -> None:
+    """The offline sets through clip_benchmark's own command line and through `curate eval`, on the
+    same model: each task's main metric by both (curate with alpha dropped, as clip_benchmark
+    decodes, and on white, as curate scores). Needs the dev dependency clip-benchmark."""
+    from curate.bench.clip_benchmark import compare
+
+    keys = [key.strip() for key in tasks.split(",")]
+    try:
+        with console.status("clip_benchmark and curate eval on every task"):
+            rows = compare(checkpoint, data, keys)
+    except CurateError as error:
+        _fail(error)
+    table = Table(title=f"clip_benchmark vs curate eval, {checkpoint}")
+    for column in ("task", "metric", "clip_benchmark", "curate --alpha drop", "curate --alpha white"):
+        table.add_column(column, justify="left" if column in ("task", "metric") else "right")
+    for row in rows:
+        table.add_row(row["task"], row["metric"], f"{row['clip_benchmark']:.4f}", f"{row['curate_drop']:.4f}",
+                      f"{row['curate_white']:.4f}")
+    console.print(table)
+
+
 @bench_app.command("metaclip")
 def bench_metaclip(
     entries: int = typer.Option(500_000, min=1, help="metadata entries"),

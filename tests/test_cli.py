@@ -152,6 +152,8 @@ def test_stages_lists_every_stage_and_describes_each_parameter():
     listed = _text(_invoke("stages"))
     assert set(registered_stages()) <= set(re.findall(r"[a-z_]+", listed))
     for name, cls in registered_stages().items():
+        if not cls.__module__.startswith("curate."):
+            continue  # stages other tests register
         result = _invoke("stages", name, width=400)  # a table row a line
         assert result.exit_code == 0, _text(result)
         shown = _flat(_text(result))
