@@ -76,6 +76,9 @@ def run(
 
     try:
         config = load_pipeline(pipeline, run_dir)
+    except CurateError as error:
+        _fail(error)
+    try:
         summary = run_pipeline(config, executor=executor, workers=workers, force=force, overwrite=overwrite,
                                progress=None if quiet else Progress())
     except CurateError as error:
@@ -411,8 +414,8 @@ def eval_(
     out: Optional[Path] = typer.Option(None, help="where results.json and results.md go "
                                        "(default: CHECKPOINT/eval/SUITE, or eval/SUITE for a file or tag)"),
     alpha: str = typer.Option("white", help="transparent pixels: white (as curate scores and trains), black, or "
-                              "drop (the alpha channel dropped after resizing, as clip_benchmark and DataComp's "
-                              "evaluation do: their numbers)"),
+                              "drop (the alpha channel dropped, as webdataset's decode(\"pil\") does for "
+                              "clip_benchmark and DataComp's evaluation: their numbers)"),
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
     decode_threads: int = typer.Option(2, min=1, help="threads decoding images ahead of the model"),
 ) -> None:
