@@ -163,7 +163,8 @@ def _state_dict(path: Path) -> dict:
 @contextmanager
 def _without_random_init_warning(local: bool):
     """open_clip warns that a model built without a pretrained tag is random; local weights are
-    loaded right after, so the warning would only mislead."""
+    loaded right after, and a model asked for without weights is meant to start random (a
+    training from scratch), so the warning would only mislead."""
     import logging
 
     def keep(record: logging.LogRecord) -> bool:
@@ -191,7 +192,7 @@ def load_clip(model_name: str, weights: str | None, device: str = "auto", seed: 
         raise ConfigError(f"{weights!r} is neither an absolute path nor a pretrained tag of {model_name} "
                           f"({', '.join(open_clip.list_pretrained_tags_by_model(model_name)) or 'none'})")
     torch.manual_seed(seed)  # a model without weights is the same everywhere
-    with _without_random_init_warning(local):
+    with _without_random_init_warning(local or weights is None):
         model, _, preprocess = open_clip.create_model_and_transforms(
             model_name, pretrained=None if local else weights, device="cpu", weights_only=True)
     if local:
