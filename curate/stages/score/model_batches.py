@@ -4,6 +4,7 @@ preprocess) on other threads while the model works on this one, so the model is 
 from __future__ import annotations
 
 import io
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterator, Literal
 
@@ -11,6 +12,9 @@ import pyarrow as pa
 from PIL import Image
 
 Alpha = Literal["white", "black", "drop"]  # how transparent pixels are shown (see decoded_rgb)
+# PIL's advice for palette images with a transparent colour, given at every such convert: it is
+# what on_colour does already, and the "drop" convert is meant to drop that transparency
+warnings.filterwarnings("ignore", message="Palette images with Transparency", category=UserWarning)
 
 def scorable_rows(batch: pa.RecordBatch, columns: tuple[str, ...]) -> list[int]:
     """Indices of the rows not dropped yet whose `columns` are all present."""
