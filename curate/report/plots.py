@@ -25,7 +25,7 @@ def _pyplot():
 # sizes for a plot read at a glance: about 740 x 400 px, text of at least 15 px (11 pt at 100 dpi)
 DPI, FIGSIZE = 100, (8.2, 4.3)
 LABEL_PT, TICK_PT = 12, 11
-SWAMPED = 10  # dropped samples over this many times the curated ones: counts on a log scale
+SWAMPED = 5  # dropped samples over this many times the curated ones: counts on a log scale
 
 
 def png_uri(figure) -> str:
