@@ -62,7 +62,7 @@ def stage_hashes(stages: list[Stage]) -> list[str]:
     """Each stage's config hash, chained so that a change upstream changes every later hash."""
     hashes, previous = [], ""
     for stage in stages:
-        own = {"stage": stage.name, "params": stage.config(), "schema": stage.output_schema}
+        own = {"stage": stage.name, "params": stage.params.deciding(), "schema": stage.output_schema}
         content = stage.content_digest()
         if content is not None:
             own["content"] = content
@@ -124,7 +124,7 @@ def check_same_pipeline(run: RunDir, config: PipelineConfig, overwrite: bool) ->
 
 
 def _what_changed(record: dict, stage: Stage, before: list[str], now: list[str]) -> str:
-    old, new = record.get("params", {}), stage.config()
+    old, new = record.get("params", {}), stage.params.deciding()
     changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     if record.get("stage") != stage.name:
         return f"was {record.get('stage')!r}, now {stage.name!r}"
@@ -243,7 +243,7 @@ class PipelineRun:
         self.run.remove_stale(stage.id, units, self.shards)
         self.run.write_stage_record(stage.id, {
             "stage": stage.name, "id": stage.id, "config_hash": self.hashes[index],
-            "params": stage.config(), "content": stage.content_digest(), "shards": units,
+            "params": stage.params.deciding(), "content": stage.content_digest(), "shards": units,
         })
 
     def _run_source(self, stage: SourceStage, index: int, report: StageReport) -> None:

@@ -45,9 +45,20 @@ class Resources:
 
 
 class StageParams(BaseModel):
-    """Base of every stage's parameters: unknown keys are an error, not silently ignored."""
+    """Base of every stage's parameters: unknown keys are an error, not silently ignored. A field
+    declared with `json_schema_extra=DESCRIBES_ONLY` (a licence) describes the outputs without
+    changing them: it stays out of the stage's configuration hash."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def deciding(self) -> dict:
+        """The parameters that decide what the stage writes, as JSON."""
+        describing = {name for name, field in type(self).model_fields.items()
+                      if field.json_schema_extra == DESCRIBES_ONLY}
+        return self.model_dump(mode="json", exclude=describing)
+
+
+DESCRIBES_ONLY = {"describes_only": True}  # see StageParams
 
 
 @dataclass(frozen=True)
@@ -104,11 +115,6 @@ class Stage(ABC):
         """The Arrow schema of what this stage writes: its output_schema, unless a stage names
         its columns after its parameters (a scorer named after its model)."""
         return load_schema(self.output_schema)
-
-    def config(self) -> dict:
-        """The parameters that decide what the stage writes (its config hash): all but those that
-        only describe its outputs (an ingest stage's licence)."""
-        return self.params.model_dump(mode="json", exclude={"licence"})
 
     def content_digest(self) -> str | None:
         """A digest of the files the parameters point to (a model, a metadata list), so that a

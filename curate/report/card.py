@@ -87,23 +87,26 @@ card is relative to the card's own folder.
 - WebDataset shards: {_shards_place(shards)}: per sample
   `<uid>.<image extension>`, `<uid>.txt` (the caption) and `<uid>.json` (uid, key, source, url, size, sha256 and the source's metadata);
   `sizes.json` gives the samples per shard, as open_clip's trainer reads it.
-- Images: {_images(outputs)}
+- Images: {_images(facts, outputs)}
 - Per shard, a Parquet file with the same samples' metadata.
 - `{subset or 'no subset file'}`: the curated uids as a DataComp subset file (sorted uint64 pairs).
 - `{dropped}`: every dropped sample with its drop reason and the
   stage that dropped it. Ingested = curated + dropped, each uid exactly once (checked at the end of the run)."""
 
 
-def _images(outputs: dict) -> str:
-    """How the export wrote the images, and how many it encoded again."""
-    if "images" not in outputs:
+def _images(facts: RunFacts, outputs: dict) -> str:
+    """How the export wrote the images (its parameters), and how many it encoded again."""
+    export = facts.stages_named("export")
+    if not export:
         return "as ingested."
-    if outputs["images"].startswith("as ingested"):
-        return ("as ingested, transparency kept: readers that drop the alpha channel (webdataset's `decode(\"pil\")`, "
-                "open_clip) see the colour stored under it, not the pixels curate scored.")
-    return (f"{outputs['images']}: every reader sees the pixels curate scored. "
-            f"{outputs.get('images_converted', 0):,} were decoded and encoded again (the column `image_converted` "
-            f"of the shards' Parquet says which); the others are the ingested bytes.")
+    params = export[0].params
+    if params.keep_alpha:
+        return ("as ingested, transparency kept (`keep_alpha`): readers that drop the alpha channel (webdataset's "
+                "`decode(\"pil\")`, open_clip) see the colour stored under it, not the pixels curate scored.")
+    return (f"RGB as curate scored them, transparency on white (`image_format: {params.image_format}`): every "
+            f"reader sees the pixels curate scored. {outputs.get('images_converted', 0):,} were decoded and encoded "
+            f"again (the column `image_converted` of the shards' Parquet says which); the others are the ingested "
+            f"bytes.")
 
 
 def _shards_place(shards: str | None) -> str:

@@ -22,7 +22,7 @@ def _pyplot():
     return plt
 
 
-# sizes for a plot read at a glance: about 740 x 400 px, text of at least 15 px (11 pt at 100 dpi)
+# sizes for a plot read at a glance: about 820 x 430 px, text of at least 15 px (11 pt at 100 dpi)
 DPI, FIGSIZE = 100, (8.2, 4.3)
 LABEL_PT, TICK_PT = 12, 11
 SWAMPED = 5  # dropped samples over this many times the curated ones: counts on a log scale

@@ -9,7 +9,7 @@ from pydantic import Field, field_validator
 
 from curate.io.inputs import expand_inputs, shard_names
 from curate.io.samples import Checks
-from curate.stage import ShardSpec, SourceStage, StageParams
+from curate.stage import DESCRIBES_ONLY, ShardSpec, SourceStage, StageParams
 
 
 class IngestParams(StageParams):
@@ -27,7 +27,8 @@ class IngestParams(StageParams):
                                    "are dropped as caption_too_long")
     licence: str | None = Field(None, description="the licence of these inputs' images and captions, as the "
                                 "dataset card states it (a Hugging Face licence id such as cc-by-4.0, or your "
-                                "words); default: the embedded pools' own, else unknown. Changing it redoes nothing")
+                                "words); default: the embedded pools' own, else unknown. Changing it redoes nothing",
+                                json_schema_extra=DESCRIBES_ONLY)
 
     @cached_property
     def checks(self) -> Checks:
