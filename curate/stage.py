@@ -160,6 +160,11 @@ class SourceStage(Stage):
         """
         ...
 
+    def read_shard_table(self, spec: ShardSpec, warnings: list[str]) -> pa.Table | None:
+        """The same rows as read_shard, built column at a time (a source whose items need no
+        Python each reads at Arrow speed); None: this shard is read row by row."""
+        return None
+
 
 class ShardStage(Stage):
     """A per-shard stage: it sees record batches of the shard view and returns as many rows."""

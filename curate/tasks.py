@@ -63,15 +63,10 @@ class SourceTask(TaskBase):
     def __call__(self, stage, shared: Any) -> dict:
         started = time.perf_counter()
         warnings: list[str] = []
-        chunks, rows = [], []
-        for row in stage.read_shard(self.spec, warnings):
-            rows.append(row)
-            if len(rows) == _ROWS_PER_CHUNK:
-                chunks.append(pa.Table.from_pylist(rows, schema=stage.schema()))
-                rows = []
-        chunks.append(pa.Table.from_pylist(rows, schema=stage.schema()))
-        table = _drop_repeated_uids(pa.concat_tables(chunks))
-        return self._commit(stage, table, None, started, warnings=warnings)
+        table = stage.read_shard_table(self.spec, warnings)
+        if table is None:
+            table = _from_rows(stage, stage.read_shard(self.spec, warnings))
+        return self._commit(stage, _drop_repeated_uids(table), None, started, warnings=warnings)
 
 
 @dataclass(frozen=True)
@@ -134,6 +129,18 @@ class SinkTask(TaskBase):
         marker = self._marker(started, files=files, **written)
         run.commit(stage.id, self.shard, marker)
         return marker
+
+
+def _from_rows(stage, rows) -> pa.Table:
+    """The rows a source yields, as a table of its schema, built a chunk at a time."""
+    chunks, chunk = [], []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == _ROWS_PER_CHUNK:
+            chunks.append(pa.Table.from_pylist(chunk, schema=stage.schema()))
+            chunk = []
+    chunks.append(pa.Table.from_pylist(chunk, schema=stage.schema()))
+    return pa.concat_tables(chunks)
 
 
 def _as_table(result: pa.Table | pa.RecordBatch) -> pa.Table:

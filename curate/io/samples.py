@@ -103,12 +103,23 @@ def given_uid(value: Any) -> tuple[str | None, str | None]:
     return value.lower(), None
 
 
+def meta_text(meta: dict[str, Any] | None) -> str | None:
+    """The `meta` column's JSON text of a sample's extra fields (None: there are none)."""
+    return json.dumps(meta, sort_keys=True, default=str) if meta else None
+
+
 def sample_row(source: str, key: str, image: bytes | None, caption: bytes | str | None, *,
                url: str | None = None, meta: dict[str, Any] | None = None,
-               checks: Checks = Checks(), problem: str | None = None, uid: str | None = None) -> dict:
+               checks: Checks = Checks(), problem: str | None = None, uid: str | None = None,
+               described: dict | None = None) -> dict:
     """A sample.v1 row; `problem` is a reason known before looking (e.g. truncated_tar); `uid`
-    replaces the uid made from source and key. An image over the byte limit is not kept."""
-    info, image_problem = inspect_image(image, checks) if problem is None else ({}, None)
+    replaces the uid made from source and key. An image over the byte limit is not kept.
+    `described` (width, height, sha256) stands for the image of a metadata-only source, which
+    carries none by design: its absence is then no problem."""
+    if described is not None:
+        info, image_problem = described, None
+    else:
+        info, image_problem = inspect_image(image, checks) if problem is None else ({}, None)
     if image_problem == "image_too_many_bytes":
         image = None
     text, caption_problem = clean_caption(caption, checks.max_caption_bytes)
@@ -122,7 +133,7 @@ def sample_row(source: str, key: str, image: bytes | None, caption: bytes | str 
         "image_format": info.get("image_format"),
         "width": info.get("width"),
         "height": info.get("height"),
-        "sha256": hashlib.sha256(image).hexdigest() if image else None,
-        "meta": json.dumps(meta, sort_keys=True, default=str) if meta else None,
+        "sha256": hashlib.sha256(image).hexdigest() if image else info.get("sha256"),
+        "meta": meta_text(meta),
         "drop_reason": problem or image_problem or caption_problem,
     }
