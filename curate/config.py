@@ -37,7 +37,7 @@ class ServeConfig(BaseModel):
 class StageEntry(BaseModel):
     """One stage of a pipeline: its registry name, an optional id, and its parameters."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", ser_json_inf_nan="constants")  # .inf survives a reload
     stage: str
     id: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
@@ -53,7 +53,7 @@ class StageEntry(BaseModel):
 class PipelineConfig(BaseModel):
     """A whole pipeline file."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", ser_json_inf_nan="constants")
     name: str
     run_dir: Path
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)

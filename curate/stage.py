@@ -49,7 +49,7 @@ class StageParams(BaseModel):
     declared with `json_schema_extra=DESCRIBES_ONLY` (a licence) describes the outputs without
     changing them: it stays out of the stage's configuration hash."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="constants")  # .inf survives a reload
 
     def deciding(self) -> dict:
         """The parameters that decide what the stage writes, as JSON."""

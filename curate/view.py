@@ -114,6 +114,10 @@ def plan_view(run_root: str, upstream: list[UpstreamStage], needed: tuple[str, .
                 provider[name] = up.stage_id
     wanted = list(provider) if needed is None else [c for c in needed if c not in RESERVED]
     missing = [c for c in wanted if c not in provider]
+    if "image" in missing:
+        raise ConfigError(f"stage {stage_id!r} needs the images, and this run is metadata-only: its ingest stage "
+                          f"writes no image column (DataComp's Parquet + npz carry none). Remove {stage_id!r}, "
+                          f"or ingest a pool that carries its images")
     if missing:
         raise ConfigError(
             f"stage {stage_id!r} reads column(s) {missing} that no earlier stage writes; "

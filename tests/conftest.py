@@ -219,3 +219,15 @@ def server():
     yield f"http://127.0.0.1:{httpd.server_port}"
     httpd.shutdown()
     httpd.server_close()
+
+
+@pytest.fixture(scope="session")
+def datacomp_pool(tmp_path_factory) -> Path:
+    """A tiny pool in DataComp's layout (metadata Parquet + npz, target.npz): 2,500 rows in three
+    metadata files (1,000, 1,000, 500), resampled from 120 generated shapes embedded by an
+    untrained tiny CLIP."""
+    from curate.pools import build
+
+    out = tmp_path_factory.mktemp("datacomp") / "pool"
+    build("datacomp-like", out, n=2500, base="synthetic", limit=120, weights=None, samples_per_shard=1000)
+    return out

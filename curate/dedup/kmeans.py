@@ -14,15 +14,17 @@ def seeded_sample(embeddings: np.ndarray, size: int, seed: int) -> np.ndarray:
     return embeddings[chosen]
 
 
-def train_centroids(embeddings: np.ndarray, k: int, train_size: int, seed: int = 0, iterations: int = 20) -> np.ndarray:
-    """k unit centroids (at most one per embedding) of spherical k-means on a seeded sample."""
+def train_centroids(embeddings: np.ndarray, k: int, train_size: int, seed: int = 0, iterations: int = 20,
+                    spherical: bool = True) -> np.ndarray:
+    """k centroids (at most one per embedding) of k-means on a seeded sample: unit ones when
+    spherical, else plain L2 k-means (DataComp's image-based filter)."""
     import faiss
 
     k = min(k, len(embeddings))
     if k == 0:
         return np.zeros((0, embeddings.shape[1]), np.float32)
     train = seeded_sample(embeddings, max(train_size, k), seed)
-    kmeans = faiss.Kmeans(embeddings.shape[1], k, niter=iterations, seed=seed, spherical=True,
+    kmeans = faiss.Kmeans(embeddings.shape[1], k, niter=iterations, seed=seed, spherical=spherical,
                           min_points_per_centroid=1, max_points_per_centroid=len(train) // k + 1)
     kmeans.train(train)
     return kmeans.centroids

@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from curate.pools.datacomp_like import build_datacomp_like
 from curate.pools.emoji import build_emoji, build_openmoji
 from curate.pools.fashion_mnist import build_fashion_mnist, build_fashion_mnist_test
 from curate.pools.flags import build_flags, build_flags_eval
@@ -32,6 +33,7 @@ POOLS: dict[str, Callable[..., dict]] = {
     "flags": build_flags,
     "fashion-mnist": build_fashion_mnist,
     "web": build_web,
+    "datacomp-like": build_datacomp_like,
 }
 EVAL_SETS: dict[str, Callable[..., dict]] = {
     "fashion-mnist-test": build_fashion_mnist_test,

@@ -73,7 +73,6 @@ def _overview(facts: RunFacts, steps: list[FunnelStep], here: Path) -> str:
     ingested, curated = steps[0].alive_in, steps[-1].kept
     share = f"{100 * curated / ingested:.1f}%" if ingested else "none"
     outputs = facts.summary.get("outputs", {})
-    shards = _relative(outputs["curated_shards"], here) if "curated_shards" in outputs else None
     subset = _relative(outputs["subset"], here) if "subset" in outputs else None
     dropped = _relative(outputs.get("dropped", facts.root / "dropped.parquet"), here)
     return f"""# {facts.summary.get('pipeline', facts.root.name)}: a curated image-text set
@@ -84,14 +83,24 @@ card is relative to the card's own folder.
 
 ## Files
 
-- WebDataset shards: {_shards_place(shards)}: per sample
-  `<uid>.<image extension>`, `<uid>.txt` (the caption) and `<uid>.json` (uid, key, source, url, size, sha256 and the source's metadata);
-  `sizes.json` gives the samples per shard, as open_clip's trainer reads it.
-- Images: {_images(facts, outputs)}
-- Per shard, a Parquet file with the same samples' metadata.
+{_carried(facts, outputs, here)}
 - `{subset or 'no subset file'}`: the curated uids as a DataComp subset file (sorted uint64 pairs).
 - `{dropped}`: every dropped sample with its drop reason and the
   stage that dropped it. Ingested = curated + dropped, each uid exactly once (checked at the end of the run)."""
+
+
+def _carried(facts: RunFacts, outputs: dict, here: Path) -> str:
+    """What the set holds besides its uids: shards with images, or (metadata-only) Parquet."""
+    if "curated_metadata" in outputs:
+        return (f"- Curated metadata: `{_relative(outputs['curated_metadata'], here)}`, a Parquet file per input "
+                f"shard. No images: the run was metadata-only; DataComp's `resharder.py` makes the shards from the "
+                f"pool's own with the subset file.")
+    shards = _relative(outputs["curated_shards"], here) if "curated_shards" in outputs else None
+    return f"""- WebDataset shards: {_shards_place(shards)}: per sample
+  `<uid>.<image extension>`, `<uid>.txt` (the caption) and `<uid>.json` (uid, key, source, url, size, sha256 and the source's metadata);
+  `sizes.json` gives the samples per shard, as open_clip's trainer reads it.
+- Images: {_images(facts, outputs)}
+- Per shard, a Parquet file with the same samples' metadata."""
 
 
 def _images(facts: RunFacts, outputs: dict) -> str:

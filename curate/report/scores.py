@@ -63,7 +63,8 @@ def _thresholds_by_column(facts: RunFacts) -> dict[str, list[Threshold]]:
     cuts: dict[str, list[Threshold]] = {}
     for stage in facts.stages:
         for cut in stage.thresholds(facts.details(stage.id)):
-            cuts.setdefault(cut.column, []).append(cut)
+            if np.isfinite(cut.value):  # a cut at infinity (max_aspect_ratio: .inf) cuts nothing
+                cuts.setdefault(cut.column, []).append(cut)
     return cuts
 
 

@@ -79,11 +79,13 @@ def fetch(facts: RunFacts, located: pl.DataFrame, uids: set[str]) -> dict[str, T
     thumbs, handles = {}, {}
     for (file, row_group), rows in wanted.group_by(["file", "row_group"]):
         handle = handles.setdefault(file, pq.ParquetFile(facts.source_files[file]))
-        table = handle.read_row_group(row_group, columns=["uid", "caption", "image"])
+        carried = [name for name in ("uid", "caption", "image") if name in handle.schema_arrow.names]
+        table = handle.read_row_group(row_group, columns=carried)  # a metadata-only run carries no image
         hit = pc.is_in(table.column("uid"), value_set=pa.array(rows["uid"].to_list(), pa.string()))
         for i in np.flatnonzero(hit.to_numpy(zero_copy_only=False)):
-            uid, caption, image = (table.column(name)[int(i)].as_py() for name in ("uid", "caption", "image"))
-            thumbs[uid] = Thumb(uid, caption, encode(image) if image else None)
+            row = {name: table.column(name)[int(i)].as_py() for name in carried}
+            image = row.get("image")
+            thumbs[row["uid"]] = Thumb(row["uid"], row["caption"], encode(image) if image else None)
     return thumbs
 
 

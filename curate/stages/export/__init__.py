@@ -1,3 +1,4 @@
-"""Export: the curated set as WebDataset shards open_clip reads as they are."""
+"""Export: the curated set as WebDataset shards open_clip reads as they are, or (metadata-only
+runs) as DataComp's subset file with the curated metadata."""
 
-from curate.stages.export import webdataset  # noqa: F401
+from curate.stages.export import subset, webdataset  # noqa: F401

@@ -1,3 +1,3 @@
 """Ingest stages: WebDataset tars, Parquet/CSV/JSONL tables, folders of images, URL lists."""
 
-from curate.stages.ingest import folder, table, urls, webdataset  # noqa: F401
+from curate.stages.ingest import datacomp, folder, table, urls, webdataset  # noqa: F401

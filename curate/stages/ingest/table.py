@@ -74,11 +74,17 @@ class IngestTable(FileSource):
     def _schema(self) -> pa.Schema:
         base = load_schema(self.output_schema)
         fields = [f for f in base if not (f.name == "image" and self.params.metadata_only)]
-        if self.params.extra_columns == "columns":
-            first = expand_inputs(self.params.inputs, self.params.dataset)[0].url
-            extras = self._extras(table_schema(first, self.params.caption_column, self._text_columns()))
-            fields[-1:-1] = [pa.field(name, kind) for name, (_, kind) in extras.items()]
+        fields[-1:-1] = self._kept_fields()
         return pa.schema(fields, metadata=base.metadata)
+
+    def _kept_fields(self) -> list[pa.Field]:
+        """The columns of the output besides sample.v1's: the extra columns of the first input,
+        when they are kept as columns."""
+        if self.params.extra_columns != "columns":
+            return []
+        first = expand_inputs(self.params.inputs, self.params.dataset)[0].url
+        extras = self._extras(table_schema(first, self.params.caption_column, self._text_columns()))
+        return [pa.field(name, kind) for name, (_, kind) in extras.items()]
 
     def _text_columns(self) -> tuple[str | None, ...]:
         p = self.params
@@ -174,7 +180,11 @@ class IngestTable(FileSource):
                "drop_reason": columnar.first_problem(uid_problem, image_problem, caption_problem)}
         out |= {name: table.column(column_name) for name, (column_name, _) in self._extras(table.schema).items()
                 if p.extra_columns == "columns"}
-        return _conformed(out, self.schema(), url)
+        return _conformed(out | self._columns_beside(url, rows), self.schema(), url)
+
+    def _columns_beside(self, url: str, rows: int) -> dict[str, pa.ChunkedArray]:
+        """Columns read from files beside the table (none here)."""
+        return {}
 
     def _meta(self, table: pa.Table) -> pa.Array:
         """The `meta` text of every row, as the row path writes it."""

@@ -1,0 +1,76 @@
+"""The output of a metadata-only run, as DataComp's filtering track asks for it: `subset.npy`
+(the curated uids, a sorted numpy u8,u8 array that DataComp's resharder reads against the pool's
+shards) and the curated rows' metadata as Parquet, one file per input shard."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from pydantic import Field
+
+from curate.io.subset import uids_to_u8u8, write_subset
+from curate.run import write_parquet_atomic
+from curate.stage import Collected, SinkResult, SinkStage, StageParams, register
+from curate.view import ViewPlan
+
+
+class SubsetParams(StageParams):
+    """Which columns the curated metadata keeps."""
+
+    columns: list[str] | None = Field(None, description="the columns of the curated metadata (null: every column "
+                                      "but the embeddings and image bytes, which the pool already holds)")
+
+
+@register
+class ExportSubset(SinkStage):
+    """subset.npy (DataComp's uid file) and metadata/<shard>.parquet of the curated rows."""
+
+    name = "export_subset"
+    Params = SubsetParams
+    output_schema = "subset.v1"
+    collect_columns = ()
+
+    def needed_columns(self) -> tuple[str, ...] | None:
+        """The columns asked for (None: all, binary ones left out when written)."""
+        return tuple(self.params.columns) if self.params.columns is not None else None
+
+    def collect(self, view: pa.Table) -> pa.Table:
+        """How many samples of this shard are curated."""
+        return pa.table({"kept": [view.column("drop_reason").null_count]})
+
+    def reduce(self, collected: Collected) -> dict:
+        """One output unit per input shard that keeps any sample."""
+        return {"units": [shard for shard in collected if collected[shard].column("kept")[0].as_py()]}
+
+    def units(self, state: dict) -> list[str]:
+        """The input shards with curated samples."""
+        return state["units"]
+
+    def write_unit(self, unit: str, state: dict, out_dir: Path, view: ViewPlan) -> dict:
+        """metadata/<shard>.parquet: the shard's curated rows, drop_reason and binary columns left out."""
+        rows = view.read(unit)
+        rows = rows.filter(pc.is_null(rows.column("drop_reason")))
+        keep = [f.name for f in rows.schema if f.name != "drop_reason" and not _is_binary(f.type)]
+        digest = write_parquet_atomic(out_dir / "metadata" / f"{unit}.parquet", rows.select(keep))
+        return {"rows": rows.num_rows, "output_sha256": digest, "files": [f"metadata/{unit}.parquet"]}
+
+    def finalize(self, state: dict, out_dir: Path) -> SinkResult:
+        """subset.npy from the written metadata; files of shards no longer curated are removed."""
+        folder = out_dir / "metadata"
+        for stale in folder.glob("*.parquet"):
+            if stale.stem not in state["units"]:
+                stale.unlink()
+        parts = [uids_to_u8u8(pq.read_table(folder / f"{u}.parquet", columns=["uid"]).column("uid").to_pylist())
+                 for u in state["units"]]
+        uids = np.concatenate(parts) if parts else uids_to_u8u8([])
+        write_subset(out_dir / "subset.npy", uids)
+        summary = {"subset": str(out_dir / "subset.npy"), "curated_metadata": str(folder)}
+        return SinkResult(summary, uids)
+
+
+def _is_binary(kind: pa.DataType) -> bool:
+    return pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_binary_view(kind)

@@ -1,0 +1,113 @@
+"""ingest_datacomp reads DataComp's metadata Parquet and its row-aligned .npz as they are."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from curate import InputError
+from curate.dedup.embeddings import decode
+from curate.stage import stage_class
+from curate.stages.ingest.datacomp import npz_path
+
+KEYS = ["b32_img", "b32_txt", "l14_img", "l14_txt"]
+
+
+def _stage(inputs: str, **params):
+    cls = stage_class("ingest_datacomp")
+    return cls(cls.Params(inputs=[inputs], **params))
+
+
+def test_pool_has_datacomps_layout(datacomp_pool):
+    files = sorted((datacomp_pool / "metadata").glob("*.parquet"))
+    assert len(files) == 3 and all(len(f.stem) == 32 for f in files)
+    schema = pq.read_schema(files[0])
+    assert [(f.name, str(f.type)) for f in schema] == [
+        ("uid", "string"), ("url", "string"), ("text", "string"), ("original_width", "int64"),
+        ("original_height", "int64"), ("clip_b32_similarity_score", "float"), ("clip_l14_similarity_score", "float"),
+        ("face_bboxes", "list<element: list<element: double>>"), ("sha256", "string")]
+    arrays = np.load(npz_path(str(files[0])))
+    assert {k: (arrays[k].dtype.str, arrays[k].shape) for k in arrays} == {
+        "b32_img": ("<f2", (1000, 512)), "b32_txt": ("<f2", (1000, 512)),
+        "l14_img": ("<f2", (1000, 768)), "l14_txt": ("<f2", (1000, 768))}
+    uids = pl.read_parquet(files).get_column("uid")
+    assert uids.str.contains(r"^[0-9a-f]{32}$").all() and uids.n_unique() == 2500
+    # the scores are the cosines of the stored embeddings (to float16 rounding)
+    score = np.einsum("ij,ij->i", arrays["l14_img"].astype(np.float32), arrays["l14_txt"].astype(np.float32))
+    assert np.allclose(score, pq.read_table(files[0]).column("clip_l14_similarity_score").to_numpy(), atol=3e-3)
+
+
+def test_rows_and_embeddings_come_through_unchanged(datacomp_pool):
+    stage = _stage(str(datacomp_pool / "metadata" / "*.parquet"))
+    spec = stage.list_shards()[0]
+    table = stage.read_shard_table(spec, [])
+    path = spec.location[0].removeprefix("file://")
+    source = pq.read_table(path)
+    assert table.schema == stage.schema() and "image" not in table.column_names
+    assert table.column("uid").equals(source.column("uid"))
+    assert table.column("caption").to_pylist() == source.column("text").to_pylist()
+    assert table.column("width").to_pylist() == source.column("original_width").to_pylist()
+    assert table.column("face_bboxes").equals(source.column("face_bboxes"))
+    assert table.column("drop_reason").null_count == table.num_rows
+    arrays = np.load(npz_path(path))
+    for key in KEYS:
+        stored = np.frombuffer(b"".join(table.column(key).to_pylist()), "<f2").reshape(arrays[key].shape)
+        assert np.array_equal(stored, arrays[key])
+    assert np.allclose(np.linalg.norm(decode(table.column("l14_img")), axis=1), 1, atol=1e-6)
+
+
+def test_only_the_named_embeddings_are_read(datacomp_pool):
+    stage = _stage(str(datacomp_pool / "metadata" / "*.parquet"), embeddings=["l14_img"])
+    names = stage.schema().names
+    assert "l14_img" in names and "b32_img" not in names
+    assert "b32_img" not in _stage(str(datacomp_pool / "metadata" / "*.parquet"), embeddings=[]).schema().names
+
+
+def _copy(pool: Path, tmp_path: Path) -> Path:
+    folder = tmp_path / "metadata"
+    shutil.copytree(pool / "metadata", folder)
+    return folder
+
+
+def test_missing_npz_is_an_error_naming_it(datacomp_pool, tmp_path):
+    folder = _copy(datacomp_pool, tmp_path)
+    victim = sorted(folder.glob("*.npz"))[1]
+    victim.unlink()
+    stage = _stage(str(folder / "*.parquet"))
+    with pytest.raises(InputError, match=f"{victim.name} is missing.*embeddings: \\[\\]"):
+        stage.read_shard_table(stage.list_shards()[1], [])
+
+
+def test_misaligned_npz_is_an_error_naming_both_files(datacomp_pool, tmp_path):
+    folder = _copy(datacomp_pool, tmp_path)
+    victim = sorted(folder.glob("*.npz"))[0]
+    arrays = dict(np.load(victim))
+    np.savez(victim, **{key: value[:-1] for key, value in arrays.items()})
+    stage = _stage(str(folder / "*.parquet"))
+    with pytest.raises(InputError, match=f"{victim.name}.*999.*{victim.stem}.parquet has 1000 rows"):
+        stage.read_shard_table(stage.list_shards()[0], [])
+
+
+def test_npz_without_a_named_key_is_an_error(datacomp_pool, tmp_path):
+    folder = _copy(datacomp_pool, tmp_path)
+    stage = _stage(str(folder / "*.parquet"), embeddings=["vit_h_img"])
+    with pytest.raises(InputError, match="no array 'vit_h_img'"):
+        stage.read_shard_table(stage.list_shards()[0], [])
+
+
+def test_builder_writes_the_same_files_for_any_number_of_workers(tmp_path):
+    from curate.pools import build
+
+    for workers in (1, 2):
+        build("datacomp-like", tmp_path / str(workers), n=300, base="synthetic", limit=20, weights=None,
+              samples_per_shard=100, workers=workers)
+    one, two = (sorted((tmp_path / w / "metadata").iterdir()) for w in ("1", "2"))
+    assert [p.name for p in one] == [p.name for p in two] and len(one) == 6
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(one, two))
+    assert pa.concat_tables([pq.read_table(p) for p in one if p.suffix == ".parquet"]).num_rows == 300
