@@ -294,6 +294,11 @@ def pools_build(
     duplicate_fraction: Optional[float] = typer.Option(None, help="synthetic: share of planted duplicates"),
     junk_fraction: Optional[float] = typer.Option(None, help="synthetic: share of junk captions"),
     fmt: Optional[str] = typer.Option(None, "--format", help="synthetic: webdataset, parquet or folder"),
+    base: Optional[str] = typer.Option(None, help="datacomp-like: the real pairs rows are resampled from: web "
+                                       "(the embedded sources) or synthetic"),
+    model: Optional[str] = typer.Option(None, help="datacomp-like: the open_clip architecture that embeds them"),
+    weights: Optional[str] = typer.Option(None, help="datacomp-like: its local weights (default data/dfn, the "
+                                          "DFN; 'none': untrained)"),
     workers: int = typer.Option(0, help="processes (0: all cores)"),
     force: bool = typer.Option(False, "--force/--no-force", help="build again even if DIR holds this pool"),
 ) -> None:
@@ -301,8 +306,11 @@ def pools_build(
     A pool never holds an evaluation item; a rebuild with the same options is skipped."""
     given = dict(limit=limit, samples_per_shard=samples_per_shard, n=n, seed=seed, noise=noise, start=start,
                  base_url=base_url, image_size=image_size, duplicate_fraction=duplicate_fraction,
-                 junk_fraction=junk_fraction, fmt=fmt)
-    _build_pool(name, out, workers, force, **{k: v for k, v in given.items() if v is not None})
+                 junk_fraction=junk_fraction, fmt=fmt, base=base, model=model, weights=weights)
+    chosen = {k: v for k, v in given.items() if v is not None}
+    if str(chosen.get("weights")).lower() == "none":
+        chosen["weights"] = None  # an untrained model, not the default weights
+    _build_pool(name, out, workers, force, **chosen)
 
 
 @pools_app.command("list")
