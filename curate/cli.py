@@ -308,7 +308,7 @@ def pools_build(
                  base_url=base_url, image_size=image_size, duplicate_fraction=duplicate_fraction,
                  junk_fraction=junk_fraction, fmt=fmt, base=base, model=model, weights=weights)
     chosen = {k: v for k, v in given.items() if v is not None}
-    if str(chosen.get("weights")).lower() == "none":
+    if chosen.get("weights", "").lower() == "none":
         chosen["weights"] = None  # an untrained model, not the default weights
     _build_pool(name, out, workers, force, **chosen)
 

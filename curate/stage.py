@@ -121,6 +121,18 @@ class Stage(ABC):
         changed file counts as a changed configuration on resume. None: nothing to digest."""
         return None
 
+    def borrowed_columns(self) -> tuple[str, ...]:
+        """Columns of schema() that the stage's outputs do not hold: each output names, in its
+        metadata, the row-aligned file they are read from (a DataComp pool's .npz embeddings,
+        which a run then never copies). Default: none."""
+        return ()
+
+    def stored_schema(self) -> pa.Schema:
+        """What the stage's output files hold: its schema without the borrowed columns."""
+        borrowed = set(self.borrowed_columns())
+        schema = self.schema()
+        return pa.schema([f for f in schema if f.name not in borrowed], metadata=schema.metadata)
+
     def check_view(self, schema: pa.Schema) -> None:
         """Raise ConfigError if the stage cannot work on a view of this schema (checked before
         any shard runs). Stages whose parameters refer to columns override it."""
@@ -159,6 +171,11 @@ class SourceStage(Stage):
         Problems that lose items beyond recovery (a tar cut short) are appended to `warnings`.
         """
         ...
+
+    def borrowed_files(self, spec: ShardSpec) -> dict[str, dict]:
+        """Where a shard's borrowed columns lie (see borrowed_columns): column -> {"file": path or
+        URL of an .npz, "key": its array, "fingerprint": of the file}."""
+        return {}
 
     def read_shard_table(self, spec: ShardSpec, warnings: list[str]) -> pa.Table | None:
         """The same rows as read_shard, built column at a time (a source whose items need no

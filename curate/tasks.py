@@ -5,6 +5,7 @@ Each task writes its outputs atomically and its commit marker last, and returns 
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from curate.errors import SchemaError
 from curate.run import RunDir, sha256_hex, write_parquet_atomic
 from curate.schema import validate
 from curate.stage import ShardSpec
-from curate.view import ViewPlan
+from curate.view import BORROWED, ViewPlan
 
 _ROWS_PER_CHUNK = 1024
 
@@ -39,10 +40,12 @@ class TaskBase:
                 "seconds": round(time.perf_counter() - started, 4), **fields}
 
     def _commit(self, stage, table: pa.Table, view: pa.Table | None, started: float,
-                **extra) -> dict:
-        table = validate(table, stage.schema(), stage.id)
+                borrowed: dict | None = None, **extra) -> dict:
+        table = validate(table, stage.stored_schema(), stage.id)
         if view is not None:
             table = _only_new_drops(table, view)
+        if borrowed:
+            table = table.replace_schema_metadata({**table.schema.metadata, BORROWED: json.dumps(borrowed, sort_keys=True)})
         run = RunDir(self.run_root)
         path = run.output_path(stage.id, self.shard)
         digest = write_parquet_atomic(path, table)
@@ -66,7 +69,8 @@ class SourceTask(TaskBase):
         table = stage.read_shard_table(self.spec, warnings)
         if table is None:
             table = _from_rows(stage, stage.read_shard(self.spec, warnings))
-        return self._commit(stage, _drop_repeated_uids(table), None, started, warnings=warnings)
+        return self._commit(stage, _drop_repeated_uids(table), None, started,
+                            borrowed=stage.borrowed_files(self.spec), warnings=warnings)
 
 
 @dataclass(frozen=True)

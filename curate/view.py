@@ -7,16 +7,20 @@ gave, so later stages see at once which rows are still alive.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from curate.errors import ConfigError, InputError
+from curate.io.npz import npz_column
 from curate.run import RunDir
 
 RESERVED = ("uid", "drop_reason")
+BORROWED = "curate.borrowed"  # an output's metadata key: column -> the row-aligned file it is read from
 
 
 @dataclass(frozen=True)
@@ -77,18 +81,30 @@ def first_reason(reasons: list[tuple[str, pa.ChunkedArray]]) -> tuple[pa.Chunked
 
 
 def _read_part(path, wanted: tuple[str, ...], row_groups: list[int] | None) -> pa.Table:
-    """Read some columns of one stage output, with uid and (if present) drop_reason."""
+    """Read some columns of one stage output, with uid and (if present) drop_reason; borrowed
+    columns (see Stage.borrowed_columns) from the files its metadata names."""
     try:
         handle = pq.ParquetFile(path)
     except FileNotFoundError:
         raise InputError(f"{path} is missing; run the pipeline again to redo it") from None
     present = handle.schema_arrow.names
-    columns = ["uid", *(c for c in wanted if c not in RESERVED)]
+    borrowed = json.loads((handle.schema_arrow.metadata or {}).get(BORROWED.encode(), b"{}"))
+    columns = ["uid", *(c for c in wanted if c not in RESERVED and c not in borrowed)]
     if "drop_reason" in present:
         columns.append("drop_reason")
-    if row_groups is None:
-        return handle.read(columns=columns)
-    return handle.read_row_groups(row_groups, columns=columns)
+    table = handle.read(columns=columns) if row_groups is None else handle.read_row_groups(row_groups, columns=columns)
+    rows = None if row_groups is None else _rows_of(handle, row_groups)
+    for name in wanted:
+        if name in borrowed:
+            table = table.append_column(name, npz_column(borrowed[name]["file"], borrowed[name]["key"], rows))
+    return table
+
+
+def _rows_of(handle: pq.ParquetFile, row_groups: list[int]) -> np.ndarray:
+    """The row numbers the given row groups hold, in order."""
+    sizes = [handle.metadata.row_group(i).num_rows for i in range(handle.num_row_groups)]
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    return np.concatenate([np.arange(starts[g], starts[g + 1]) for g in row_groups] or [np.zeros(0, np.int64)])
 
 
 def _check_uids(expected, uids: pa.ChunkedArray, stage_id: str, shard: str):

@@ -441,3 +441,14 @@ def test_pipeline_yaml_written_to_the_run_matches_the_file(finished_run):
     written = yaml.safe_load((finished_run / "pipeline.yaml").read_text())
     assert [s["stage"] for s in written["stages"]] == [
         "ingest_webdataset", "caption_stats", "select", "select_top_fraction", "export"]
+
+
+def test_pools_build_datacomp_like_untrained_and_missing_weights(tmp_path):
+    args = ["pools", "build", "datacomp-like", "--n", "120", "--samples-per-shard", "50", "--base", "synthetic",
+            "--limit", "20", "--workers", "1", "--out"]
+    result = _invoke(*args, tmp_path / "pool", "--weights", "none")
+    assert result.exit_code == 0, _text(result)
+    assert "120 samples in 3 shards" in result.stdout
+    assert len(list((tmp_path / "pool" / "metadata").glob("*.npz"))) == 3
+    missing = _invoke(*args, tmp_path / "other", "--weights", str(tmp_path / "no-dfn"))
+    assert missing.exit_code != 0 and "curate train-dfn" in _text(missing)

@@ -27,9 +27,20 @@ def u8u8_to_uids(pairs: np.ndarray) -> list[str]:
     return [f"{int(hi):016x}{int(lo):016x}" for hi, lo in pairs.tolist()]
 
 
+def sorted_pairs(pairs: np.ndarray) -> np.ndarray:
+    """uid pairs in ascending (high, low) order. Sorted as 16-byte big-endian strings: numpy
+    sorts those several times faster than records of two fields, in the same order."""
+    keys = np.empty(len(pairs), ">u8,>u8")
+    keys["f0"], keys["f1"] = pairs["f0"], pairs["f1"]
+    keys = np.sort(keys.view("S16")).view(">u8,>u8")
+    ordered = np.empty(len(pairs), SUBSET_DTYPE)
+    ordered["f0"], ordered["f1"] = keys["f0"], keys["f1"]
+    return ordered
+
+
 def first_repeat(pairs: np.ndarray) -> str | None:
     """A uid that occurs more than once, or None when all are distinct."""
-    ordered = np.sort(pairs)
+    ordered = sorted_pairs(pairs)
     same = ordered[1:] == ordered[:-1]
     if not same.any():
         return None
@@ -39,7 +50,7 @@ def first_repeat(pairs: np.ndarray) -> str | None:
 def write_subset(path: Path, pairs: np.ndarray) -> int:
     """Write uid pairs (see uids_to_u8u8) as the sorted subset file DataComp's tooling reads;
     return its length."""
-    pairs = np.sort(pairs)
+    pairs = sorted_pairs(pairs)
     buffer = io.BytesIO()
     np.save(buffer, pairs)
     write_atomic(path, buffer.getvalue())

@@ -14,7 +14,10 @@ import pytest
 from curate import InputError
 from curate.dedup.embeddings import decode
 from curate.stage import stage_class
+from curate.config import PipelineConfig
+from curate.pipeline import run_pipeline
 from curate.stages.ingest.datacomp import npz_path
+from curate.view import UpstreamStage, plan_view
 
 KEYS = ["b32_img", "b32_txt", "l14_img", "l14_txt"]
 
@@ -43,23 +46,33 @@ def test_pool_has_datacomps_layout(datacomp_pool):
     assert np.allclose(score, pq.read_table(files[0]).column("clip_l14_similarity_score").to_numpy(), atol=3e-3)
 
 
-def test_rows_and_embeddings_come_through_unchanged(datacomp_pool):
+def test_rows_come_through_unchanged_and_embeddings_are_read_from_the_pool(datacomp_pool, tmp_path):
     stage = _stage(str(datacomp_pool / "metadata" / "*.parquet"))
     spec = stage.list_shards()[0]
     table = stage.read_shard_table(spec, [])
     path = spec.location[0].removeprefix("file://")
     source = pq.read_table(path)
-    assert table.schema == stage.schema() and "image" not in table.column_names
+    assert table.schema == stage.stored_schema() and "image" not in table.column_names
+    assert stage.borrowed_columns() == tuple(KEYS) and not set(KEYS) & set(table.column_names)
     assert table.column("uid").equals(source.column("uid"))
     assert table.column("caption").to_pylist() == source.column("text").to_pylist()
     assert table.column("width").to_pylist() == source.column("original_width").to_pylist()
     assert table.column("face_bboxes").equals(source.column("face_bboxes"))
     assert table.column("drop_reason").null_count == table.num_rows
+    # a run reads the embeddings through its view, from the pool's npz (never copied)
+    run_pipeline(PipelineConfig(name="t", run_dir=str(tmp_path / "run"), executor={"kind": "local"}, stages=[
+        {"stage": "ingest_datacomp", "params": {"inputs": str(datacomp_pool / "metadata" / "*.parquet")}},
+        {"stage": "export_subset"}]))
+    ingested = pq.read_table(tmp_path / "run" / "ingest_datacomp" / f"{spec.shard}.parquet")
+    assert not set(KEYS) & set(ingested.column_names)
+    view = plan_view(str(tmp_path / "run"), [UpstreamStage("ingest_datacomp", stage.schema(), True)], tuple(KEYS), "x")
     arrays = np.load(npz_path(path))
-    for key in KEYS:
-        stored = np.frombuffer(b"".join(table.column(key).to_pylist()), "<f2").reshape(arrays[key].shape)
-        assert np.array_equal(stored, arrays[key])
-    assert np.allclose(np.linalg.norm(decode(table.column("l14_img")), axis=1), 1, atol=1e-6)
+    for rows, groups in ((slice(None), None), (slice(0, 1000), [0])):
+        read = view.read(spec.shard, row_groups=groups)
+        for key in KEYS:
+            stored = np.frombuffer(b"".join(read.column(key).to_pylist()), "<f2").reshape(-1, arrays[key].shape[1])
+            assert np.array_equal(stored, arrays[key][rows])
+    assert np.allclose(np.linalg.norm(decode(read.column("l14_img")), axis=1), 1, atol=1e-6)
 
 
 def test_only_the_named_embeddings_are_read(datacomp_pool):
@@ -111,3 +124,33 @@ def test_builder_writes_the_same_files_for_any_number_of_workers(tmp_path):
     assert [p.name for p in one] == [p.name for p in two] and len(one) == 6
     assert all(a.read_bytes() == b.read_bytes() for a, b in zip(one, two))
     assert pa.concat_tables([pq.read_table(p) for p in one if p.suffix == ".parquet"]).num_rows == 300
+
+
+def test_borrowed_embeddings_of_some_row_groups_are_those_rows(tmp_path):
+    from curate.pools import build
+
+    build("datacomp-like", tmp_path / "pool", n=4500, base="synthetic", limit=10, weights=None,
+          samples_per_shard=4500)
+    run_pipeline(PipelineConfig(name="t", run_dir=str(tmp_path / "run"), executor={"kind": "local"}, stages=[
+        {"stage": "ingest_datacomp", "params": {"inputs": str(tmp_path / "pool" / "metadata" / "*.parquet"),
+                                                "embeddings": ["b32_img"]}},
+        {"stage": "export_subset"}]))
+    stage = _stage(str(tmp_path / "pool" / "metadata" / "*.parquet"), embeddings=["b32_img"])
+    [spec] = stage.list_shards()
+    view = plan_view(str(tmp_path / "run"), [UpstreamStage("ingest_datacomp", stage.schema(), True)], ("b32_img",), "x")
+    assert view.row_group_sizes(spec.shard) == [2048, 2048, 404]
+    read = view.read(spec.shard, row_groups=[0, 2])
+    expected = np.load(npz_path(spec.location[0].removeprefix("file://")))["b32_img"]
+    stored = np.frombuffer(b"".join(read.column("b32_img").to_pylist()), "<f2").reshape(-1, 512)
+    assert np.array_equal(stored, np.concatenate([expected[:2048], expected[4096:]]))
+
+
+def test_a_changed_npz_changes_the_shards_fingerprint(datacomp_pool, tmp_path):
+    folder = _copy(datacomp_pool, tmp_path)
+    stage = lambda: _stage(str(folder / "*.parquet"))  # noqa: E731
+    before = [s.fingerprint for s in stage().list_shards()]
+    victim = sorted(folder.glob("*.npz"))[2]
+    arrays = dict(np.load(victim))
+    np.savez(victim, **{key: -value for key, value in arrays.items()})
+    after = [s.fingerprint for s in stage().list_shards()]
+    assert before[:2] == after[:2] and before[2] != after[2]

@@ -59,7 +59,7 @@ def test_columnar_and_row_paths_write_identical_rows_with_images(tmp_path, extra
                     "check_images": "header"})
     by_rows, by_columns = _both_paths(stage, path)
     assert by_rows.to_pylist() == by_columns.to_pylist()
-    assert by_columns.schema == stage.schema()
+    assert by_columns.schema == stage.stored_schema() == stage.schema()
     reasons = by_columns.column("drop_reason").to_pylist()
     seen = {"missing_image", "not_an_image"} | ({"empty_image", "corrupt_image"} if not with_uids else set())
     assert seen <= set(reasons)

@@ -4,6 +4,7 @@ shards) and the curated rows' metadata as Parquet, one file per input shard."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -52,10 +53,9 @@ class ExportSubset(SinkStage):
 
     def write_unit(self, unit: str, state: dict, out_dir: Path, view: ViewPlan) -> dict:
         """metadata/<shard>.parquet: the shard's curated rows, drop_reason and binary columns left out."""
-        rows = view.read(unit)
+        rows = _without_binary(view).read(unit)
         rows = rows.filter(pc.is_null(rows.column("drop_reason")))
-        keep = [f.name for f in rows.schema if f.name != "drop_reason" and not _is_binary(f.type)]
-        digest = write_parquet_atomic(out_dir / "metadata" / f"{unit}.parquet", rows.select(keep))
+        digest = write_parquet_atomic(out_dir / "metadata" / f"{unit}.parquet", rows.drop_columns(["drop_reason"]))
         return {"rows": rows.num_rows, "output_sha256": digest, "files": [f"metadata/{unit}.parquet"]}
 
     def finalize(self, state: dict, out_dir: Path) -> SinkResult:
@@ -70,6 +70,14 @@ class ExportSubset(SinkStage):
         write_subset(out_dir / "subset.npy", uids)
         summary = {"subset": str(out_dir / "subset.npy"), "curated_metadata": str(folder)}
         return SinkResult(summary, uids)
+
+
+def _without_binary(view: ViewPlan) -> ViewPlan:
+    """The view without its binary columns (embeddings, image bytes): the pool holds them."""
+    keep = lambda name: name in ("uid", "drop_reason") or not _is_binary(view.schema.field(name).type)  # noqa: E731
+    reads = tuple((stage_id, tuple(c for c in columns if keep(c))) for stage_id, columns in view.reads)
+    schema = pa.schema([f for f in view.schema if keep(f.name)])
+    return dataclasses.replace(view, reads=reads, schema=schema)
 
 
 def _is_binary(kind: pa.DataType) -> bool:

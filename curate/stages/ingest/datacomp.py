@@ -1,23 +1,20 @@
 """Ingest a DataComp pool as DataComp ships it: metadata Parquet files (uid, url, text, sizes,
 CLIP scores, face boxes, sha256) and, beside each, a row-aligned `.npz` of float16 embeddings
-(b32_img, b32_txt, l14_img, l14_txt). No image is carried: the run is metadata-only, and the
-embeddings become columns that semdedup, dedup_near, decontaminate and the image-based filter
-read directly."""
+(b32_img, b32_txt, l14_img, l14_txt). No image is carried: the run is metadata-only. The
+embeddings are columns that semdedup, dedup_near and the image-based filter read like any other,
+but they are borrowed: read from the pool's .npz where it lies, never copied into the run."""
 
 from __future__ import annotations
 
-import io
-import zipfile
 from functools import cached_property
 from typing import Literal
 
 import fsspec
-import numpy as np
 import pyarrow as pa
 from pydantic import Field
 
-from curate.dedup.embeddings import encode
-from curate.errors import InputError
+from curate.io.npz import check_npz, npz_shapes
+from curate.run import stable_hash
 from curate.stage import ShardSpec, register
 from curate.stages.ingest.table import IngestTable, TableParams
 
@@ -52,14 +49,30 @@ class IngestDataComp(IngestTable):
         if self.params.embeddings is not None:
             return list(self.params.embeddings)
         first = self.list_shards()[0].location[0]
-        return npz_keys(npz_path(first))
+        return list(npz_shapes(npz_path(first)))
+
+    def borrowed_columns(self) -> tuple[str, ...]:
+        """The embeddings: read from the pool's .npz files where they lie, never copied."""
+        return tuple(self._embedding_keys)
+
+    def borrowed_files(self, spec: ShardSpec) -> dict[str, dict]:
+        """The shard's .npz, for each embedding column."""
+        path = npz_path(spec.location[0])
+        return {key: {"file": path, "key": key, "fingerprint": spec.fingerprint} for key in self._embedding_keys}
+
+    def list_shards(self) -> list[ShardSpec]:
+        """One shard per metadata file; its fingerprint covers the .npz beside it too."""
+        specs = super().list_shards()
+        if self.params.embeddings == []:
+            return specs
+        return [ShardSpec(s.shard, s.location, stable_hash([s.fingerprint, _file_state(npz_path(s.location[0]))]))
+                for s in specs]
 
     def _columns_beside(self, url: str, rows: int) -> dict[str, pa.ChunkedArray]:
-        """One column per embedding key, from the .npz beside the metadata file."""
-        if not self._embedding_keys:
-            return {}
-        matrices = read_npz(npz_path(url), self._embedding_keys, rows, url)
-        return {key: encode(matrix) for key, matrix in matrices.items()}
+        """None (the embeddings are borrowed), once the .npz is checked to match the file."""
+        if self._embedding_keys:
+            check_npz(npz_path(url), self._embedding_keys, rows, url)
+        return {}
 
     def read_shard(self, spec: ShardSpec, warnings: list[str]):
         """The same rows, one at a time (nothing here needs a row path of its own)."""
@@ -71,34 +84,10 @@ def npz_path(parquet_url: str) -> str:
     return parquet_url.rsplit(".parquet", 1)[0] + ".npz"
 
 
-def npz_keys(path: str) -> list[str]:
-    """The arrays an .npz holds, read from its zip directory only."""
+def _file_state(url: str) -> dict:
+    """Size and time of a file (a missing one: none; ingesting it then says so)."""
     try:
-        with fsspec.open(path, "rb") as handle, zipfile.ZipFile(handle) as archive:
-            return [name.removesuffix(".npy") for name in archive.namelist()]
+        info = fsspec.core.url_to_fs(url)[0].info(url)
     except FileNotFoundError:
-        raise InputError(f"{path} is missing: DataComp's embeddings lie beside each metadata file, with the same "
-                         f"stem; fetch it, or set embeddings: [] to ingest the metadata alone") from None
-    except (OSError, zipfile.BadZipFile) as error:
-        raise InputError(f"cannot read {path} as an .npz: {error}") from None
-
-
-def read_npz(path: str, keys: list[str], rows: int, parquet_url: str) -> dict[str, np.ndarray]:
-    """The named arrays of an .npz, each checked to hold one float vector per metadata row."""
-    present = npz_keys(path)
-    missing = [key for key in keys if key not in present]
-    if missing:
-        raise InputError(f"{path} has no array {missing[0]!r} (it holds {', '.join(present)}); "
-                         f"list the keys to read in embeddings")
-    with fsspec.open(path, "rb") as handle:
-        archive = np.load(io.BytesIO(handle.read()) if not _is_local(path) else handle, allow_pickle=False)
-        matrices = {key: archive[key] for key in keys}
-    for key, matrix in matrices.items():
-        if matrix.ndim != 2 or matrix.shape[0] != rows or matrix.dtype.kind != "f":
-            raise InputError(f"{path}: array {key!r} is {matrix.dtype} {matrix.shape}, but {parquet_url} has "
-                             f"{rows} rows: an .npz must hold one float vector per row, in the file's order")
-    return matrices
-
-
-def _is_local(path: str) -> bool:
-    return "://" not in path or path.startswith("file://")
+        return {}
+    return {key: str(info[key]) for key in ("size", "mtime", "ETag", "LastModified") if key in info}

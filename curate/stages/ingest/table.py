@@ -180,7 +180,7 @@ class IngestTable(FileSource):
                "drop_reason": columnar.first_problem(uid_problem, image_problem, caption_problem)}
         out |= {name: table.column(column_name) for name, (column_name, _) in self._extras(table.schema).items()
                 if p.extra_columns == "columns"}
-        return _conformed(out | self._columns_beside(url, rows), self.schema(), url)
+        return _conformed(out | self._columns_beside(url, rows), self.stored_schema(), url)
 
     def _columns_beside(self, url: str, rows: int) -> dict[str, pa.ChunkedArray]:
         """Columns read from files beside the table (none here)."""

