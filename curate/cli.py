@@ -759,6 +759,42 @@ def bench_dedup(
                                  [r["method"] for r in results], rows))
 
 
+@bench_app.command("datacomp")
+def bench_datacomp(
+    n: int = typer.Option(4_000_000, min=1, help="rows of the datacomp-like pool"),
+    base: str = typer.Option("web", help="the real pairs the pool is resampled from: web or synthetic"),
+    weights: str = typer.Option("data/dfn", help="the CLIP that embeds them ('none': untrained)"),
+    clusters: int = typer.Option(1000, min=1, help="k of the image-based filter's k-means"),
+    train_fraction: float = typer.Option(0.1, min=0.0, max=1.0, help="share of the survivors k-means trains on"),
+    work_dir: Path = typer.Option(Path("data/bench"), help="where the pool and the runs go"),
+) -> None:
+    """Metadata-only curation of a pool in DataComp's layout (ingest -> basic -> L/14 top 30% ->
+    image-based -> subset) against the same filters as one plain polars script, each in a fresh
+    process on one thread: seconds, rows/s per core per stage, peak memory, same uids or not."""
+    from curate.bench import datacomp as bench
+
+    pool = work_dir / f"datacomp-like-{n}"
+    _build_pool("datacomp-like", pool, 0, n=n, base=base, weights=None if weights.lower() == "none" else weights)
+    clustering = bench.Clustering(clusters=clusters, train_fraction=train_fraction)
+    out = work_dir / f"datacomp-{n}"
+    with console.status("curate"):
+        curate = bench.run_side("curate", pool, out, clustering)
+    with console.status("plain polars"):
+        plain = bench.run_side("polars", pool, out, clustering)
+    rows = {"seconds": [f"{curate['seconds']:.1f}", f"{plain['seconds']:.1f}"],
+            "rows/s per core": [f"{n / curate['seconds']:,.0f}", f"{n / plain['seconds']:,.0f}"],
+            **{f"  {stage} rows/s": [f"{n / seconds:,.0f}", ""] for stage, seconds in curate["stages"].items()},
+            "peak memory MiB": [f"{curate['peak_mib']:,.0f}", f"{plain['peak_mib']:,.0f}"],
+            "curated": [f"{curate['curated']:,}", f"{plain['curated']:,}"]}
+    console.print(_figures_table(f"metadata-only curation of {n:,} DataComp-format rows, one thread",
+                                 ["curate", "plain polars"], rows))
+    same = bench.same_uids(curate, plain)
+    console.print(f"curate / plain polars: {plain['seconds'] / curate['seconds']:.2f}x the speed; "
+                  f"same uids: {'yes' if same else 'NO'}")
+    if not same:
+        raise typer.Exit(1)
+
+
 @bench_app.command("faults")
 def bench_faults(
     trials: int = typer.Option(20, min=1, help="trials, each with one to three faults"),

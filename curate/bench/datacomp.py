@@ -103,14 +103,14 @@ def run_polars(pool: Path, out: Path, clustering: Clustering) -> dict:
 
 
 def run_side(side: str, pool: Path, out: Path, clustering: Clustering) -> dict:
-    """One side in a fresh process limited to one thread, with its peak memory (process tree)."""
+    """One side in a fresh process limited to one thread, with that process's peak memory."""
     out.mkdir(parents=True, exist_ok=True)
     result = out / f"{side}.json"
     command = [sys.executable, "-m", "curate.bench.datacomp", side, str(pool), str(out / side), str(result),
                json.dumps(asdict(clustering))]
     with MemorySampler() as memory:
         subprocess.run(command, check=True, env={**os.environ, **ONE_THREAD})
-    return {**json.loads(result.read_text()), "peak_mib": memory.tree_peak / 2**20}
+    return {**json.loads(result.read_text()), "peak_mib": memory.child_peak / 2**20}
 
 
 def same_uids(curate: dict, plain: dict) -> bool:
