@@ -167,7 +167,10 @@ def _limits(facts: RunFacts, steps: list[FunnelStep], table: pl.DataFrame) -> st
 
 
 def _loading(facts: RunFacts, here: Path) -> str:
-    found = facts.summary.get("outputs", {}).get("curated_shards")
+    outputs = facts.summary.get("outputs", {})
+    if "curated_metadata" in outputs:
+        return _loading_subset(facts, outputs, here)
+    found = outputs.get("curated_shards")
     shards = _relative(found, here) if found else "SHARDS"
     names = sorted(read_json(Path(found) / "sizes.json") or {}) if found else []
     pattern = f"{shards}/{{{names[0][:-4]}..{names[-1][:-4]}}}.tar" if names else f"{shards}/{{00000..NNNNN}}.tar"
@@ -197,6 +200,27 @@ everything = curate.scan("{_relative(facts.root, here)}").collect()  # kept, dro
 ```
 
 curate's own trainer: `curate train --data {shards} --out MODEL --samples-seen N`."""
+
+
+def _loading_subset(facts: RunFacts, outputs: dict, here: Path) -> str:
+    """A metadata-only run: the pool's own shards, resharded with the subset file."""
+    subset, metadata = _relative(outputs["subset"], here), _relative(outputs["curated_metadata"], here)
+    return f"""## How to load
+
+The images stay in the pool's own shards; DataComp's resharder writes the curated ones:
+
+```bash
+python resharder.py -i POOL_SHARDS -o CURATED_SHARDS -s {subset}
+```
+
+polars (the curated samples' metadata; every sample of the run with its scores):
+
+```python
+import polars as pl
+curated = pl.read_parquet("{metadata}/*.parquet")
+import curate
+everything = curate.scan("{_relative(facts.root, here)}").collect()  # kept, drop_reason, dropped_by, every score
+```"""
 
 
 def _provenance(facts: RunFacts) -> str:

@@ -44,4 +44,11 @@ def test_column_stages_run_and_the_subset_matches_the_curated_metadata(datacomp_
     written = write_report(run_dir)
     card = written.card.read_text()
     assert "No images: the run was metadata-only" in card and "WebDataset shards" not in card
+    assert "resharder.py -i POOL_SHARDS" in card and "open_clip_train" not in card
     assert "<html" in written.report.read_text()[:200].lower()
+
+
+def test_exact_duplicates_are_found_by_the_pools_own_sha256(datacomp_pool, tmp_path):
+    summary = run_pipeline(_config(datacomp_pool, tmp_path / "run", {"stage": "dedup_exact"}))
+    pool = pl.read_parquet(datacomp_pool / "metadata" / "*.parquet")
+    assert summary["curated"] == pool["sha256"].n_unique() < pool.height

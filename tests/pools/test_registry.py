@@ -16,7 +16,7 @@ from pool_helpers import need, vendor_env  # noqa: F401  (autouse fixture)
 
 def test_registry_names() -> None:
     assert set(POOLS) == {"synthetic", "tuxpaint", "openclipart", "emoji", "openmoji", "flags", "fashion-mnist",
-                          "web"}
+                          "web", "datacomp-like"}
     assert set(EVAL_SETS) == {"fashion-mnist-test", "mnist-5k", "flags-eval", "tuxpaint-retrieval"}
     for name in [*POOLS, *EVAL_SETS]:
         assert "workers" in options(name) and (name == "web") != ("samples_per_shard" in options(name)), name

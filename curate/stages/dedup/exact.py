@@ -37,17 +37,18 @@ class DedupExact(DuplicateStage):
         return "duplicate_image" if self.params.match == "image" else "duplicate_image_caption"
 
     def compared_columns(self) -> tuple[str, ...]:
-        """The image, and with match image_and_caption the caption."""
-        return ("image",) if self.params.match == "image" else ("image", "caption")
+        """The image's sha256 (ingest hashes the bytes; a metadata-only pool gives its own, as
+        DataComp's does), and with match image_and_caption the caption."""
+        return ("sha256",) if self.params.match == "image" else ("sha256", "caption")
 
     def compared_values(self, alive: pa.Table) -> dict:
-        """key: the sha256 of the image bytes (followed by that of the caption)."""
-        images = alive.column("image").to_pylist()
+        """key: the image's sha256 (followed by that of the caption)."""
+        images = alive.column("sha256").to_pylist()
         if self.params.match == "image":
-            keys = [hashlib.sha256(image).digest() for image in images]
+            keys = [image.lower().encode() for image in images]
         else:
             captions = alive.column("caption").to_pylist()
-            keys = [hashlib.sha256(i).digest() + hashlib.sha256(c.encode()).digest() for i, c in zip(images, captions)]
+            keys = [i.lower().encode() + hashlib.sha256(c.encode()).digest() for i, c in zip(images, captions)]
         return {"key": pa.array(keys, pa.binary())}
 
     def find(self, collected: Collected) -> tuple[pa.Table, dict]:
