@@ -42,20 +42,31 @@ class ViewPlan:
     schema: pa.Schema = field(default_factory=lambda: pa.schema([]))
 
     def read(self, shard: str, row_groups: list[int] | None = None) -> pa.Table:
-        """Read the view of one shard (optionally only some Parquet row groups)."""
+        """Read the view of one shard (optionally only some Parquet row groups). Borrowed columns
+        (see Stage.borrowed_columns) hold values for the rows still alive only, null for the
+        others: no stage reads an embedding of a dropped row, and a pool's .npz is then read only
+        where it is needed."""
         run = RunDir(self.run_root)
         columns: dict[str, pa.ChunkedArray] = {}
         reasons: list[tuple[str, pa.ChunkedArray]] = []
+        borrowed: dict[str, tuple[dict, np.ndarray | None]] = {}
         uids = None
         for stage_id, wanted in self.reads:
-            table = _read_part(run.output_path(stage_id, shard), wanted, row_groups)
-            uids = _check_uids(uids, table.column("uid"), stage_id, shard)
+            table, lent = _read_part(run.output_path(stage_id, shard), wanted, row_groups, with_uid=uids is None)
+            uids = table.column("uid") if uids is None else _check_rows(uids, table, stage_id, shard)
+            borrowed |= lent
             for name in wanted:
                 if name not in RESERVED:
-                    columns[name] = table.column(name)
+                    columns[name] = None if name in lent else table.column(name)  # borrowed: read below
             if stage_id in self.decision_stages:
                 reasons.append((stage_id, table.column("drop_reason")))
-        return pa.table({"uid": uids, **columns, "drop_reason": first_reason(reasons)[0]})
+        reason = first_reason(reasons)[0]
+        if borrowed:
+            alive = reason.is_null().to_numpy(zero_copy_only=False)
+            for name, (source, rows) in borrowed.items():
+                positions = np.arange(len(alive)) if rows is None else rows
+                columns[name] = npz_column(source["file"], source["key"], positions, alive)
+        return pa.table({"uid": uids, **columns, "drop_reason": reason})
 
     def row_group_sizes(self, shard: str) -> list[int]:
         """Rows per Parquet row group of the shard (every stage writes the same layout)."""
@@ -80,24 +91,23 @@ def first_reason(reasons: list[tuple[str, pa.ChunkedArray]]) -> tuple[pa.Chunked
     return reason, by
 
 
-def _read_part(path, wanted: tuple[str, ...], row_groups: list[int] | None) -> pa.Table:
-    """Read some columns of one stage output, with uid and (if present) drop_reason; borrowed
-    columns (see Stage.borrowed_columns) from the files its metadata names."""
+def _read_part(path, wanted: tuple[str, ...], row_groups: list[int] | None,
+               with_uid: bool = True) -> tuple[pa.Table, dict]:
+    """Read some columns of one stage output, with uid (when asked) and drop_reason (if present);
+    and, for each wanted column it borrows, where it lies and which of the file's rows are read
+    (None: all)."""
     try:
         handle = pq.ParquetFile(path)
     except FileNotFoundError:
         raise InputError(f"{path} is missing; run the pipeline again to redo it") from None
     present = handle.schema_arrow.names
-    borrowed = json.loads((handle.schema_arrow.metadata or {}).get(BORROWED.encode(), b"{}"))
-    columns = ["uid", *(c for c in wanted if c not in RESERVED and c not in borrowed)]
+    lent = json.loads((handle.schema_arrow.metadata or {}).get(BORROWED.encode(), b"{}"))
+    columns = ["uid"] * with_uid + [c for c in wanted if c not in RESERVED and c not in lent]
     if "drop_reason" in present:
         columns.append("drop_reason")
     table = handle.read(columns=columns) if row_groups is None else handle.read_row_groups(row_groups, columns=columns)
     rows = None if row_groups is None else _rows_of(handle, row_groups)
-    for name in wanted:
-        if name in borrowed:
-            table = table.append_column(name, npz_column(borrowed[name]["file"], borrowed[name]["key"], rows))
-    return table
+    return table, {name: (lent[name], rows) for name in wanted if name in lent}
 
 
 def _rows_of(handle: pq.ParquetFile, row_groups: list[int]) -> np.ndarray:
@@ -107,12 +117,14 @@ def _rows_of(handle: pq.ParquetFile, row_groups: list[int]) -> np.ndarray:
     return np.concatenate([np.arange(starts[g], starts[g + 1]) for g in row_groups] or [np.zeros(0, np.int64)])
 
 
-def _check_uids(expected, uids: pa.ChunkedArray, stage_id: str, shard: str):
-    """Earlier outputs of a shard must list the same uids in the same order."""
-    if expected is not None and not expected.equals(uids):
+def _check_rows(uids: pa.ChunkedArray, table: pa.Table, stage_id: str, shard: str) -> pa.ChunkedArray:
+    """Every stage writes one row per source row, in order (checked when it commits, and its
+    commit marker names the outputs it read): here only the counts are compared, so a view
+    reads the uids once."""
+    if table.num_rows != len(uids):
         raise InputError(
-            f"output of stage {stage_id!r} for shard {shard} does not list the same uids as the "
-            f"source; the run directory is inconsistent: remove {stage_id}/ and run again"
+            f"output of stage {stage_id!r} for shard {shard} has {table.num_rows} rows, the source {len(uids)}; "
+            f"the run directory is inconsistent: remove {stage_id}/ and run again"
         )
     return uids
 

@@ -4,13 +4,13 @@ from the archive's headers alone, and an array read as a column of float16 vecto
 from __future__ import annotations
 
 import io
+import struct
 import zipfile
 
 import fsspec
 import numpy as np
 import pyarrow as pa
 
-from curate.dedup.embeddings import encode
 from curate.errors import InputError
 
 
@@ -21,10 +21,7 @@ def npz_shapes(path: str) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
             shapes = {}
             for name in archive.namelist():
                 with archive.open(name) as member:
-                    version = np.lib.format.read_magic(member)
-                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                                   else np.lib.format.read_array_header_2_0)
-                    shape, _, dtype = read_header(member)
+                    shape, _, dtype = _header(member)
                 shapes[name.removesuffix(".npy")] = (shape, dtype)
             return shapes
     except FileNotFoundError:
@@ -48,13 +45,55 @@ def check_npz(path: str, keys: list[str], rows: int, table_url: str) -> None:
                              f"must hold one float vector per row, in the table's order")
 
 
-def npz_column(path: str, key: str, rows: np.ndarray | None = None) -> pa.ChunkedArray:
-    """One array of an .npz as a column of float16 vectors (only `rows`, when given)."""
+def npz_column(path: str, key: str, rows: np.ndarray, alive: np.ndarray) -> pa.Array:
+    """Rows `rows` of one array of an .npz as a column of float16 vectors, null where `alive`
+    (one flag per row asked for) is false. A local, uncompressed .npz (np.savez's, DataComp's) is
+    memory-mapped, so only the alive rows are read."""
     try:
-        with fsspec.open(path, "rb") as handle:
-            local = "://" not in path or path.startswith("file://")
-            matrix = np.load(handle if local else io.BytesIO(handle.read()), allow_pickle=False)[key]
+        matrix = _mapped(path, key)
+        if matrix is None:
+            with fsspec.open(path, "rb") as handle:
+                matrix = np.load(io.BytesIO(handle.read()), allow_pickle=False)[key]
+        vectors = np.asarray(matrix[rows[alive]], dtype="<f2")
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
         raise InputError(f"cannot read array {key!r} of {path}: {error}; the run reads the pool's embeddings "
                          f"where it found them: restore the file, or ingest again") from None
-    return encode(matrix if rows is None else matrix[rows])
+    return encode_where(vectors.reshape(len(vectors), -1), alive)
+
+
+def _mapped(path: str, key: str) -> np.ndarray | None:
+    """The array, memory-mapped, when the .npz is a local file that stores it uncompressed."""
+    local = path.removeprefix("file://")
+    if "://" in local:
+        return None
+    with zipfile.ZipFile(local) as archive:
+        info = archive.getinfo(f"{key}.npy")
+    if info.compress_type != zipfile.ZIP_STORED:
+        return None
+    with open(local, "rb") as handle:
+        handle.seek(info.header_offset)
+        name_length, extra_length = struct.unpack("<HH", handle.read(30)[26:30])
+        handle.seek(info.header_offset + 30 + name_length + extra_length)
+        shape, fortran, dtype = _header(handle)
+        offset = handle.tell()
+    return np.memmap(local, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
+
+
+def _header(handle) -> tuple[tuple[int, ...], bool, np.dtype]:
+    version = np.lib.format.read_magic(handle)
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    return read(handle)
+
+
+def encode_where(vectors: np.ndarray, present: np.ndarray) -> pa.Array:
+    """A binary column of float16 vectors: the rows of `vectors` in order where `present` is
+    true, null elsewhere (sharing the vectors' memory)."""
+    width = vectors.shape[1] * 2 if vectors.ndim == 2 else 0
+    lengths = np.where(present, width, 0)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    if offsets[-1] >= 2**31:
+        raise InputError(f"{len(vectors):,} vectors of {width} bytes exceed one column chunk; use smaller shards")
+    validity = None if present.all() else pa.py_buffer(np.packbits(present, bitorder="little"))
+    data = np.ascontiguousarray(vectors, dtype="<f2")
+    return pa.Array.from_buffers(pa.binary(), len(present), [validity, pa.py_buffer(offsets.astype(np.int32)),
+                                                            pa.py_buffer(data)])

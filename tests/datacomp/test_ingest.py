@@ -154,3 +154,22 @@ def test_a_changed_npz_changes_the_shards_fingerprint(datacomp_pool, tmp_path):
     np.savez(victim, **{key: -value for key, value in arrays.items()})
     after = [s.fingerprint for s in stage().list_shards()]
     assert before[:2] == after[:2] and before[2] != after[2]
+
+
+def test_borrowed_embeddings_are_read_for_alive_rows_only(datacomp_pool, tmp_path):
+    run_pipeline(PipelineConfig(name="t", run_dir=str(tmp_path / "run"), executor={"kind": "local"}, stages=[
+        {"stage": "ingest_datacomp", "params": {"inputs": str(datacomp_pool / "metadata" / "*.parquet")}},
+        {"stage": "select", "params": {"filters": {"low": "clip_l14_similarity_score > -0.09"}}},
+        {"stage": "export_subset"}]))
+    stage = _stage(str(datacomp_pool / "metadata" / "*.parquet"))
+    spec = stage.list_shards()[0]
+    upstream = [UpstreamStage("ingest_datacomp", stage.schema(), True),
+                UpstreamStage("select", stage_class("select")(stage_class("select").Params(
+                    filters={"low": "x > 0"})).schema(), True)]
+    read = plan_view(str(tmp_path / "run"), upstream, ("l14_img",), "x").read(spec.shard)
+    alive = read.column("drop_reason").is_null().to_numpy(zero_copy_only=False)
+    assert 0 < alive.sum() < len(alive)
+    assert np.array_equal(read.column("l14_img").is_valid().to_numpy(zero_copy_only=False), alive)
+    expected = np.load(npz_path(spec.location[0].removeprefix("file://")))["l14_img"][alive]
+    stored = np.frombuffer(b"".join(read.column("l14_img").drop_null().to_pylist()), "<f2").reshape(-1, 768)
+    assert np.array_equal(stored, expected)
