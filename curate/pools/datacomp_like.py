@@ -78,7 +78,7 @@ def base_pairs(base: str, limit: int | None, seed: int) -> list[tuple[bytes, str
 
 
 def embed_base(pairs: list[tuple[bytes, str]], model: str, weights: str | None, batch_size: int = 64) -> Base:
-    """Embed every pair that decodes with a local CLIP."""
+    """Embed every pair whose image decodes with a local CLIP (each image decoded once)."""
     import torch
     from PIL import Image
 
@@ -86,14 +86,18 @@ def embed_base(pairs: list[tuple[bytes, str]], model: str, weights: str | None, 
     from curate.stages.score.model_batches import clip_pixels
 
     clip = load_clip(model, weights, "auto")
-    kept = [(data, caption) for data, caption in pairs if clip_pixels(clip, data) is not None]
-    images, texts = [], []
-    for start in range(0, len(kept), batch_size):
-        chunk = kept[start: start + batch_size]
-        pixels = torch.stack([clip_pixels(clip, data) for data, _ in chunk])
-        image, text = clip.encode(pixels, clip.tokenizer([caption for _, caption in chunk]))
+    kept, images, texts = [], [], []
+    for start in range(0, len(pairs), batch_size):
+        decoded = [(clip_pixels(clip, data), data, caption) for data, caption in pairs[start: start + batch_size]]
+        chunk = [item for item in decoded if item[0] is not None]
+        if not chunk:
+            continue
+        image, text = clip.encode(torch.stack([p for p, _, _ in chunk]), clip.tokenizer([c for _, _, c in chunk]))
         images.append(image.cpu().numpy())
         texts.append(text.cpu().numpy())
+        kept += [(data, caption) for _, data, caption in chunk]
+    if not kept:
+        raise ValueError("no base image decodes: nothing to resample the pool from")
     sizes = np.array([Image.open(io.BytesIO(data)).size for data, _ in kept], np.int64).reshape(-1, 2)
     return Base([c for _, c in kept], sizes, [hashlib.sha256(d).hexdigest() for d, _ in kept],
                 np.concatenate(images), np.concatenate(texts))

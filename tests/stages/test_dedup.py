@@ -263,3 +263,32 @@ def test_each_apply_task_reads_only_its_own_shards_removals(tmp_path):
     assert [file.read_row_group(i).column("shard")[0].as_py() for i in range(3)] == ["b", "a", "c"]
     by_shard = {s: pq.read_table(path, filters=[("shard", "=", s)]).column("uid").to_pylist() for s in shards}
     assert by_shard == {"b": ["u1"], "a": ["u4"], "c": ["u6"]}
+
+
+def test_decontaminate_reads_a_metadata_only_pools_own_embedding_column(tmp_path):
+    """A pool of metadata whose image embeddings came from the same model: copies of evaluation
+    images are found through the column named, with no pixel of the pool."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import torch
+
+    from curate.dedup.embeddings import encode
+    from curate.models.clip import load_clip
+    from curate.stages.score.model_batches import clip_pixels
+
+    eval_dir = tmp_path / "eval-set"
+    eval_dir.mkdir()
+    images = [_encoded(scene(100 + i)) for i in range(6)]
+    (eval_dir / "00000.tar").write_bytes(tar_bytes([{"__key__": f"e{i}", "png": b, "txt": b"x"} for i, b in enumerate(images)]))
+    clip = load_clip("curate-tiny-vit", None, "cpu")
+    pool_images = images[:2] + [_encoded(scene(300 + i)) for i in range(5)]  # two copies, five others
+    vectors = clip.encode_images(torch.stack([clip_pixels(clip, b) for b in pool_images])).numpy()
+    pq.write_table(pa.table({"caption": [f"sample {i}" for i in range(7)], "emb": encode(vectors)}), tmp_path / "pool.parquet")
+    config = PipelineConfig(name="t", run_dir=str(tmp_path / "run"), executor={"kind": "local"}, stages=[
+        {"stage": "ingest_table", "params": {"inputs": str(tmp_path / "pool.parquet"), "image_column": None,
+                                             "extra_columns": "columns"}},
+        {"stage": "decontaminate", "params": {"eval_sets": [str(eval_dir)], "embedding": "emb",
+                                              "threshold": UNTRAINED_THRESHOLD}},
+        {"stage": "export_subset"}])
+    summary = run_pipeline(config)
+    assert summary["dropped_by_reason"] == {"eval_contamination": 2} and summary["curated"] == 5

@@ -33,6 +33,9 @@ class DecontaminateParams(ClipScoreParams):
                                  "`curate pools build fashion-mnist-test --out DIR` writes) or .tar files")
     threshold: float = Field(0.95, gt=0, le=1, description="cosine similarity to an evaluation image at or above "
                              "which a sample is dropped")
+    embedding: str | None = Field(None, description="the pool's image embedding column, made by this model (null: "
+                                  "the clip_score stage's; a DataComp pool's l14_img with model ViT-L-14 and "
+                                  "OpenAI's weights)")
 
 
 @register
@@ -50,8 +53,9 @@ class Decontaminate(DuplicateStage):
         return ClipScore(ClipScoreParams(**fields))
 
     def compared_columns(self) -> tuple[str, ...]:
-        """<name>_image_embedding of the clip_score stage with the same model parameters."""
-        return (f"{self.scorer.prefix}_image_embedding",)
+        """The embedding column named, or <name>_image_embedding of the clip_score stage with the
+        same model parameters."""
+        return (self.params.embedding or f"{self.scorer.prefix}_image_embedding",)
 
     def _keep_column(self) -> str | None:
         return None
@@ -112,7 +116,7 @@ class Decontaminate(DuplicateStage):
     def _eval_embeddings(self) -> tuple[list[str], np.ndarray]:
         scorer = self.scorer
         scorer.setup()
-        column = self.compared_columns()[0]
+        column = f"{scorer.prefix}_image_embedding"
         ids, vectors = [], []
         for rows in self.eval_rows():
             rows = [row for row in rows if row[1] is not None]
