@@ -561,24 +561,27 @@ def bench_ingest(
     workers: int = typer.Option(0, help="Ray workers (0: all cores)"),
     work_dir: Path = typer.Option(Path("data/bench"), help="where the pool and runs go"),
     samples_per_shard: int = typer.Option(1000, min=1, help="pool and export shard size"),
+    fmt: str = typer.Option("webdataset", "--format", help="webdataset: tars (ingest_webdataset); parquet: "
+                            "tables of image bytes (ingest_table)"),
 ) -> None:
     """Time ingest -> select -> export of a generated pool of small JPEGs on each executor."""
     from curate.bench.ingest import bench_pipeline, default_workers, time_run
 
-    pool = work_dir / f"pool-{n}"
-    _build_pool("synthetic", pool, 0, n=n, samples_per_shard=samples_per_shard)
-    table = Table(title=f"ingest -> select -> export, {n:,} JPEGs 64x64")
-    for column in ("executor", "workers", "samples/s", "samples/s/core", "seconds",
+    pool = work_dir / (f"pool-{n}" if fmt == "webdataset" else f"pool-{fmt}-{n}")
+    _build_pool("synthetic", pool, 0, n=n, samples_per_shard=samples_per_shard, fmt=fmt)
+    table = Table(title=f"ingest ({fmt}) -> select -> export, {n:,} JPEGs 64x64")
+    for column in ("executor", "workers", "samples/s", "samples/s/core", "ingest samples/s/core", "seconds",
                    "driver peak MiB", "driver+workers peak MiB"):
         table.add_column(column, justify="right")
     for kind in executors.split(","):
-        config = bench_pipeline(pool, work_dir / f"run-{kind}-{n}", samples_per_shard)
+        config = bench_pipeline(pool, work_dir / f"run-{kind}-{fmt}-{n}", samples_per_shard, fmt)
         try:
             result = time_run(config, kind.strip(), workers or default_workers())
         except CurateError as error:
             _fail(error)
         table.add_row(result.executor, str(result.workers), f"{result.samples_per_second:,.0f}",
-                      f"{result.per_core:,.0f}", f"{result.seconds:.1f}",
+                      f"{result.per_core:,.0f}", f"{result.samples / result.ingest_seconds / result.workers:,.0f}",
+                      f"{result.seconds:.1f}",
                       f"{result.driver_peak_mib:,.0f}", f"{result.tree_peak_mib:,.0f}")
     console.print(table)
 

@@ -24,6 +24,7 @@ class BenchResult:
     seconds: float
     driver_peak_mib: float
     tree_peak_mib: float
+    ingest_seconds: float  # the ingest stage's wall-clock seconds
 
     @property
     def samples_per_second(self) -> float:
@@ -36,14 +37,17 @@ class BenchResult:
         return self.samples_per_second / self.workers
 
 
-def bench_pipeline(pool: Path, run_dir: Path, samples_per_shard: int) -> PipelineConfig:
-    """ingest (header check only: bytes pass through) -> select on caption/size -> export."""
+def bench_pipeline(pool: Path, run_dir: Path, samples_per_shard: int, fmt: str = "webdataset") -> PipelineConfig:
+    """ingest (header check only: bytes pass through) -> select on caption/size -> export; the
+    pool's tars (ingest_webdataset) or its Parquet tables of image bytes (ingest_table)."""
+    ingest = ({"stage": "ingest_webdataset", "params": {"inputs": str(pool / "*.tar"), "check_images": "header"}}
+              if fmt == "webdataset" else
+              {"stage": "ingest_table", "params": {"inputs": str(pool / "*.parquet"), "check_images": "header"}})
     return PipelineConfig(
         name="bench-ingest",
         run_dir=run_dir,
         stages=[
-            {"stage": "ingest_webdataset",
-             "params": {"inputs": str(pool / "*.tar"), "check_images": "header"}},
+            ingest,
             {"stage": "select", "params": {"filters": {
                 "short_caption": "length(caption) >= 10", "small_image": "width >= 32"}}},
             {"stage": "export", "params": {"samples_per_shard": samples_per_shard}},
@@ -60,7 +64,7 @@ def time_run(config: PipelineConfig, executor: str, workers: int) -> BenchResult
         seconds = time.perf_counter() - started
     cores = 1 if executor == "local" else workers
     return BenchResult(executor, cores, summary["ingested"], seconds,
-                       memory.driver_peak / 2**20, memory.tree_peak / 2**20)
+                       memory.driver_peak / 2**20, memory.tree_peak / 2**20, summary["stages"][0]["wall_seconds"])
 
 
 def default_workers() -> int:
