@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import io
 import multiprocessing
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -88,7 +89,9 @@ def embed_base(pairs: list[tuple[bytes, str]], model: str, weights: str | None, 
     clip = load_clip(model, weights, "auto")
     kept, images, texts = [], [], []
     for start in range(0, len(pairs), batch_size):
-        decoded = [(clip_pixels(clip, data), data, caption) for data, caption in pairs[start: start + batch_size]]
+        with warnings.catch_warnings():  # a few clip-art PNGs are huge, and known: no advice needed
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            decoded = [(clip_pixels(clip, data), data, caption) for data, caption in pairs[start: start + batch_size]]
         chunk = [item for item in decoded if item[0] is not None]
         if not chunk:
             continue

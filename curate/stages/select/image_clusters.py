@@ -112,6 +112,11 @@ class ImageClusterFilter(GlobalStage):
                          "image_cluster": pa.array(cluster, pa.int32(), mask=cluster < 0),
                          "drop_reason": pa.array(reason.astype(object), pa.string())})
 
+    def limitations(self, details: dict | None) -> list[str]:
+        """Only what resembles the target images is kept."""
+        return [f"- {self.id}: only images in the k-means clusters nearest to the target images "
+                f"({', '.join(self.params.target)}) were kept: the set leans to what the target shows."]
+
     def finish(self, state, stage_dir, view, outputs) -> dict:
         """The clustering's figures, for the run summary."""
         return state["details"]
