@@ -78,10 +78,10 @@ def write_atomic(path: Path, data: bytes) -> None:
 def parquet_bytes(table: pa.Table) -> bytes:
     """Serialise a table to Parquet deterministically: fixed row groups; binary columns (images,
     embeddings), which no codec shrinks, stored plain: neither compressed, nor dictionary-encoded,
-    nor given statistics."""
+    nor given statistics; uids, unique by construction, compressed but never dictionary-encoded."""
     plain = [f.name for f in table.schema if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)
              or f.name in _UNCOMPRESSED]
-    encoded = [name for name in table.column_names if name not in plain]
+    encoded = [name for name in table.column_names if name not in plain and name != "uid"]
     compression = {name: ("NONE" if name in plain else "ZSTD") for name in table.column_names}
     buffer = io.BytesIO()
     pq.write_table(table, buffer, row_group_size=PARQUET_ROW_GROUP, compression=compression,

@@ -53,16 +53,9 @@ class BasicFilter(ShardStage):
         self._model = lid176()
 
     def _languages(self, captions: list[str | None]) -> tuple[list, list]:
-        codes, scores = [], []
-        for caption in captions:
-            if not caption:
-                codes.append(None)
-                scores.append(None)
-                continue
-            label, score = self._model.predict(caption.replace("\n", " "), k=1)
-            codes.append(label[0].removeprefix("__label__"))
-            scores.append(min(float(score[0]), 1.0))
-        return codes, scores
+        found = [self._model.predict(caption.replace("\n", " "), k=1) if caption else None for caption in captions]
+        return ([f[0][0].removeprefix("__label__") if f else None for f in found],
+                [min(float(f[1][0]), 1.0) if f else None for f in found])
 
     def process(self, batch: pa.RecordBatch) -> pa.Table:
         """The measurements, then the first failed rule as drop_reason."""
