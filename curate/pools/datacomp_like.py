@@ -107,7 +107,8 @@ def embed_base(pairs: list[tuple[bytes, str]], model: str, weights: str | None, 
 
 
 def isometry(source: int, target: int, seed: int) -> np.ndarray:
-    """A fixed (source x target) map with orthonormal rows: cosines are kept exactly."""
+    """A fixed (source x target) map: with orthonormal rows when target >= source (cosines kept
+    exactly), else a random orthogonal projection (cosines kept approximately)."""
     rng = np.random.default_rng([seed, source, target])
     q, _ = np.linalg.qr(rng.standard_normal((max(target, source), source)))
     return q[:target].T.astype(np.float32) if target >= source else q[:source, :target].astype(np.float32)
@@ -142,7 +143,7 @@ def shard_rows(base: Base, seed: int, shard: int, rows: int) -> tuple[pa.Table, 
         arrays[f"{model}_img"], arrays[f"{model}_txt"] = image.astype("<f2"), text.astype("<f2")
         scores[model] = np.einsum("ij,ij->i", image, text).astype(np.float32)
     scale = np.exp(rng.normal(0.6, 0.7, rows))
-    sizes = np.maximum(1, np.round(base.sizes[picked] * scale[:, None] * [1, 1]).astype(np.int64))
+    sizes = np.maximum(1, np.round(base.sizes[picked] * scale[:, None]).astype(np.int64))
     hexes = rng.bytes(16 * rows).hex()
     uids = [hexes[32 * i: 32 * i + 32] for i in range(rows)]
     faces = [[[float(v) for v in np.sort(rng.random(4))]] if f else [] for f in rng.random(rows) < FACES]
