@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Iterator
+from typing import ClassVar, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -10,6 +11,7 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from curate.io.subset import SUBSET_DTYPE, uids_to_u8u8
+from curate.selection_kth import BAND, key_score, kth_smallest, order_key
 from curate.stage import Collected, GlobalStage, StageParams, Threshold, register
 
 
@@ -44,6 +46,7 @@ class SelectTopFraction(GlobalStage):
     name = "select_top_fraction"
     Params = TopFractionParams
     output_schema = "decision.v1"
+    band: ClassVar[int] = BAND  # scores gathered and sorted at once by the reduce
 
     def needed_columns(self) -> tuple[str, ...]:
         """The score column (uid and drop_reason come with every view)."""
@@ -75,20 +78,22 @@ class SelectTopFraction(GlobalStage):
         return pa.table({name: ranked[name] for name in names})
 
     def reduce(self, collected: Collected) -> dict:
-        """The threshold over the whole pool: DataComp's score, or the last kept (score, uid)."""
-        table = pa.concat_tables(collected.values())
-        counted = table.num_rows  # N: with missing "count", the rows without a score too
-        table = table.filter(pc.invert(pc.is_nan(table.column("score"))))
+        """The threshold over the whole pool, DataComp's score or the last kept (score, uid),
+        found shard by shard (see curate.selection_kth): the task holds one shard's scores at
+        a time, never the pool's."""
+        counted = sum(collected.rows(shard) for shard in collected)  # N: missing scores too, with "count"
+        scored = sum(int((~np.isnan(collected.column(shard, "score").to_numpy())).sum()) for shard in collected)
         if self.params.rule == "datacomp":
-            return _datacomp_threshold(table.column("score").to_numpy(), counted, self.params.fraction)
-        keep = min(int(round(self.params.fraction * counted)), table.num_rows)
+            position = int(counted * self.params.fraction)
+            if position >= scored:  # past the scores: every scored sample is kept
+                return {"threshold": -np.inf}
+            (key,) = kth_smallest(lambda: _ranking_records(collected, ("score",)), 1, position, self.band)
+            return {"threshold": key_score(_descending(key))}
+        keep = min(int(round(self.params.fraction * counted)), scored)
         if keep == 0:
             return {"keep": 0}
-        score = -table.column("score").to_numpy()
-        order = np.lexsort((table.column("f1").to_numpy(), table.column("f0").to_numpy(), score))
-        last = order[keep - 1]
-        return {"keep": keep, "score": float(-score[last]),
-                "f0": int(table.column("f0")[last].as_py()), "f1": int(table.column("f1")[last].as_py())}
+        key, f0, f1 = kth_smallest(lambda: _ranking_records(collected, ("score", "f0", "f1")), 3, keep - 1, self.band)
+        return {"keep": keep, "score": key_score(_descending(key)), "f0": f0, "f1": f1}
 
     def finish(self, state: dict, stage_dir, view, outputs) -> dict:
         """The cut in the column's own terms, for the run summary and report."""
@@ -129,18 +134,23 @@ class SelectTopFraction(GlobalStage):
         return pa.table({"uid": view.column("uid"), "drop_reason": pa.array(reason, pa.string())})
 
 
+def _ranking_records(collected: Collected, columns: tuple[str, ...]) -> Iterator[list[np.ndarray]]:
+    """Each shard's scored rows as records in ranking order: descending score, then uid."""
+    for shard in collected:
+        table = collected[shard].select(list(columns))
+        score = table.column("score").to_numpy()
+        scored = ~np.isnan(score)
+        yield [_descending(order_key(score[scored]))] + [
+            table.column(name).to_numpy()[scored].astype(np.uint64) for name in columns[1:]]
+
+
+def _descending(keys):
+    """Order keys reversed (largest score first); an involution."""
+    return np.invert(np.asarray(keys, np.uint64)) if isinstance(keys, np.ndarray) else (~keys) & (2**64 - 1)
+
+
 def _oriented(value: float, descending: bool) -> float | None:
     """A ranking score back in the column's own terms (None when every sample passes)."""
     if not np.isfinite(value):
         return None
     return value if descending else -value
-
-
-def _datacomp_threshold(scores: np.ndarray, counted: int, fraction: float) -> dict:
-    """DataComp's rule: the score at index int(N * f) of the descending order, the N - len(scores)
-    samples without a score sorting last (every scored sample kept when the index falls past
-    the scores)."""
-    position = int(counted * fraction)
-    if position >= len(scores):
-        return {"threshold": -np.inf}
-    return {"threshold": float(-np.sort(-scores)[position])}
