@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Optional
@@ -78,13 +79,18 @@ def run(
         config = load_pipeline(pipeline, run_dir)
     except CurateError as error:
         _fail(error)
-    try:
-        summary = run_pipeline(config, executor=executor, workers=workers, force=force, overwrite=overwrite,
-                               progress=None if quiet else Progress())
-    except CurateError as error:
-        _fail(error)
-    except KeyboardInterrupt:
-        _interrupted(config.run_dir)
+    with _NoticedInterrupts() as interrupts:
+        try:
+            summary = run_pipeline(config, executor=executor, workers=workers, force=force, overwrite=overwrite,
+                                   progress=None if quiet else Progress())
+        except CurateError as error:
+            _fail(error)
+        except KeyboardInterrupt:
+            _interrupted(config.run_dir)
+        except Exception:
+            if interrupts.seen:  # a library turned the KeyboardInterrupt into another error
+                _interrupted(config.run_dir)
+            raise
     console.print(summary_table(summary))
     for stage in summary["stages"]:
         if stage.get("details"):
@@ -103,6 +109,24 @@ def run(
         _report(summary["run_dir"])
     if strict and summary.get("warnings"):
         _fail(CurateError(f"--strict: the run ended with {len(summary['warnings'])} warning(s) (above)"))
+
+
+class _NoticedInterrupts:
+    """Notes whether Ctrl-C came, then interrupts as Python does: code in a native library
+    (polars, inside a dtype conversion) may swallow the KeyboardInterrupt and raise another error."""
+
+    seen = False
+
+    def __enter__(self) -> "_NoticedInterrupts":
+        def notice(signum, frame):
+            self.seen = True
+            signal.default_int_handler(signum, frame)
+
+        self._previous = signal.signal(signal.SIGINT, notice)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        signal.signal(signal.SIGINT, self._previous)
 
 
 def _interrupted(run_dir: Path) -> None:
