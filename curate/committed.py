@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from curate.errors import InputError
-from curate.run import RunDir
+from curate.run import RunDir, vouches
 from curate.stage import Stage, stage_class
 
 
@@ -31,8 +31,7 @@ def committed_markers(run_dir: str | Path) -> dict[str, dict[str, dict]]:
         valid[stage_id] = {}
         for unit in record.get("shards", []):
             marker = run.read_marker(stage_id, unit)
-            if marker and marker.get("config_hash") == record["config_hash"] \
-                    and all((run.root / f).is_file() for f in marker.get("files", [None])) \
+            if vouches(run, marker, record["config_hash"]) \
                     and all(valid.get(up, {}).get(unit, {}).get("output_sha256") == digest
                             for up, digest in marker.get("upstream", [])):
                 valid[stage_id][unit] = marker

@@ -189,13 +189,16 @@ class RunDir:
         return removed
 
 
+def vouches(run: RunDir, marker: dict | None, config_hash: str) -> bool:
+    """What every reader of a run means by committed: a marker of the stage's current
+    configuration, listing its files, every one still there."""
+    if marker is None or marker.get("config_hash") != config_hash:
+        return False
+    files = marker.get("files")
+    return isinstance(files, list) and all(isinstance(name, str) and (run.root / name).is_file() for name in files)
+
+
 def is_committed(run: RunDir, marker: dict | None, config_hash: str, fingerprint: str) -> bool:
-    """A shard can be skipped when its marker matches the config and the input fingerprint,
-    and the files it vouches for are still there."""
-    return (
-        marker is not None
-        and marker.get("config_hash") == config_hash
-        and marker.get("input_fingerprint") == fingerprint
-        and "files" in marker
-        and all((run.root / name).is_file() for name in marker["files"])
-    )
+    """A shard can be skipped when its marker vouches for it (see vouches) and it was made
+    from the same inputs."""
+    return vouches(run, marker, config_hash) and marker.get("input_fingerprint") == fingerprint

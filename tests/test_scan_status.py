@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import os
 from pathlib import Path
 
@@ -199,6 +201,21 @@ def test_status_counts_only_markers_of_the_current_configuration(tmp_path):
     status = {row["stage"]: row for row in curate.run_status(run_dir)}
     assert (status["caption_stats"]["shards_done"], status["caption_stats"]["shards_total"]) == (
         SHARDS - 1, SHARDS)
+
+
+def test_a_marker_without_its_files_is_not_committed_for_status_scan_or_the_pipeline(tmp_path):
+    pipeline, run_dir, first = _run(tmp_path, stages=SELECT_ONLY)
+    marker = sorted((run_dir / "caption_stats" / "_done").glob("*.json"))[0]
+    damaged = json.loads(marker.read_text())
+    del damaged["files"]
+    marker.write_text(json.dumps(damaged))
+    status = {row["stage"]: row for row in curate.run_status(run_dir)}
+    assert (status["caption_stats"]["shards_done"], status["caption_stats"]["shards_total"]) == (
+        SHARDS - 1, SHARDS)
+    assert curate.scan(run_dir).collect().height < first["ingested"]
+    again = run_pipeline(load_pipeline(pipeline))
+    caption_stats = next(s for s in again["stages"] if s["stage_id"] == "caption_stats")
+    assert (caption_stats["shards"], caption_stats["reused"]) == (SHARDS, SHARDS - 1)
 
 
 def test_status_of_a_directory_that_is_not_a_run_is_an_input_error(tmp_path):
