@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -143,20 +142,19 @@ class DuplicateStage(GlobalStage):
 
 def write_removed_by_shard(path: Path, found: pa.Table, collected: Collected) -> None:
     """(shard, uid) of every removed row, a row group per shard, so that each apply task reads
-    only its shard's part: reading every removal in every shard would cost shards x pool."""
-    removed = pl.from_arrow(found.filter(pc.is_valid(found.column("duplicate_of"))).select(["uid"]))
-    shards = list(collected)
-    owners = pl.concat([pl.DataFrame(schema={"uid": pl.String, "shard": pl.Int64})] + [
-        pl.DataFrame({"uid": collected.column(shard, "uid")}).with_columns(shard=pl.lit(index, pl.Int64))
-        for index, shard in enumerate(shards)])
-    parts = removed.join(owners, on="uid").sort(["shard", "uid"]).partition_by("shard", as_dict=True)
+    only its shard's part: reading every removal in every shard would cost shards x pool. Built
+    shard by shard: the task holds the removed uids and one shard's, never the pool's."""
+    removed = found.filter(pc.is_valid(found.column("duplicate_of"))).column("uid").combine_chunks()
     schema = pa.schema([("shard", pa.string()), ("uid", pa.string())], metadata={_KEY: collected.key})
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.parent.mkdir(parents=True, exist_ok=True)
     with pq.ParquetWriter(tmp, schema) as writer:
-        for (index,), part in parts.items():
-            shard = pa.array([shards[index]] * part.height, pa.string())
-            writer.write_table(pa.table([shard, part.get_column("uid").to_arrow().cast(pa.string())], schema=schema))
+        for shard in collected:
+            uids = collected.column(shard, "uid").combine_chunks().cast(pa.string())
+            hit = uids.filter(pc.is_in(uids, value_set=removed))
+            hit = hit.take(pc.sort_indices(hit))
+            if len(hit):
+                writer.write_table(pa.table([pa.array([shard] * len(hit), pa.string()), hit], schema=schema))
     tmp.replace(path)
 
 
