@@ -331,10 +331,7 @@ def pools_build(
     given = dict(limit=limit, samples_per_shard=samples_per_shard, n=n, seed=seed, noise=noise, start=start,
                  base_url=base_url, image_size=image_size, duplicate_fraction=duplicate_fraction,
                  junk_fraction=junk_fraction, fmt=fmt, base=base, model=model, weights=weights)
-    chosen = {k: v for k, v in given.items() if v is not None}
-    if chosen.get("weights", "").lower() == "none":
-        chosen["weights"] = None  # an untrained model, not the default weights
-    _build_pool(name, out, workers, force, **chosen)
+    _build_pool(name, out, workers, force, **{k: v for k, v in given.items() if v is not None})
 
 
 @pools_app.command("list")
@@ -804,7 +801,7 @@ def bench_datacomp(
     from curate.bench import datacomp as bench
 
     pool = work_dir / f"datacomp-like-{n}"
-    _build_pool("datacomp-like", pool, 0, n=n, base=base, weights=None if weights.lower() == "none" else weights)
+    _build_pool("datacomp-like", pool, 0, n=n, base=base, weights=weights)
     clustering = bench.Clustering(clusters=clusters, train_fraction=train_fraction)
     out = work_dir / f"datacomp-{n}"
     with console.status("curate"):

@@ -147,7 +147,6 @@ class Stage(ABC):
         so that the end-of-run warnings do not take it for a fault. Default: none."""
         return 0.0
 
-
     def limitations(self, details: dict | None) -> list[str]:
         """What this stage's choices mean for the curated set, as lines of the dataset card's
         limitations (details: what the stage reported in the run summary). Default: none."""

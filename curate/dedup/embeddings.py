@@ -34,15 +34,20 @@ def normalised(matrix: np.ndarray) -> np.ndarray:
     return matrix
 
 
-def encode(matrix: np.ndarray) -> pa.ChunkedArray:
-    """The stored form of an (n, d) matrix: float16 bytes per row, sharing the matrix's memory
-    (in chunks, as a binary array's offsets reach 2 GiB)."""
-    rows = np.ascontiguousarray(matrix, dtype="<f2").reshape(len(matrix), -1)
-    width = rows.shape[1] * 2
-    per_chunk = max(1, (2**31 - 1) // max(width, 1))
-    chunks = []
-    for start in range(0, len(rows), per_chunk):
-        part = rows[start: start + per_chunk]
-        offsets = np.arange(len(part) + 1, dtype=np.int32) * width
-        chunks.append(pa.Array.from_buffers(pa.binary(), len(part), [None, pa.py_buffer(offsets), pa.py_buffer(part)]))
-    return pa.chunked_array(chunks, pa.binary())
+def encode(matrix: np.ndarray) -> pa.Array:
+    """The stored form of an (n, d) matrix: float16 bytes per row."""
+    return encode_where(np.asarray(matrix).reshape(len(matrix), -1), np.ones(len(matrix), bool))
+
+
+def encode_where(vectors: np.ndarray, present: np.ndarray) -> pa.Array:
+    """A binary column of float16 vectors: the rows of `vectors` in order where `present` is
+    true, null elsewhere (sharing the vectors' memory)."""
+    width = vectors.shape[1] * 2 if vectors.ndim == 2 else 0
+    lengths = np.where(present, width, 0)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    if offsets[-1] >= 2**31:
+        raise InputError(f"{len(vectors):,} vectors of {width} bytes exceed one column chunk; use smaller shards")
+    validity = None if present.all() else pa.py_buffer(np.packbits(present, bitorder="little"))
+    data = np.ascontiguousarray(vectors, dtype="<f2")
+    return pa.Array.from_buffers(pa.binary(), len(present), [validity, pa.py_buffer(offsets.astype(np.int32)),
+                                                            pa.py_buffer(data)])

@@ -75,8 +75,21 @@ def expand_inputs(patterns: list[str], dataset: str | None = None, want_dir: boo
                         f"so that their names keep the folder that tells them apart")
                 if name not in owners:
                     owners[name] = url
-                    files.append(InputFile(url, name, stable_hash({k: str(info.get(k)) for k in _INFO_KEYS})))
+                    files.append(InputFile(url, name, _state(info)))
     return files
+
+
+def _state(info: dict) -> str:
+    """A fingerprint of a file's state: size, time, and the object stores' version tags."""
+    return stable_hash({k: str(info.get(k)) for k in _INFO_KEYS})
+
+
+def url_fingerprint(url: str) -> str:
+    """The fingerprint expand_inputs gives a file, for one URL (a missing file: its own value)."""
+    try:
+        return _state(fsspec.core.url_to_fs(url)[0].info(url))
+    except FileNotFoundError:
+        return "missing"
 
 
 def shard_names(names: list[str]) -> list[str]:

@@ -11,6 +11,7 @@ import fsspec
 import numpy as np
 import pyarrow as pa
 
+from curate.dedup.embeddings import encode_where
 from curate.errors import InputError
 
 
@@ -83,17 +84,3 @@ def _header(handle) -> tuple[tuple[int, ...], bool, np.dtype]:
     version = np.lib.format.read_magic(handle)
     read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
     return read(handle)
-
-
-def encode_where(vectors: np.ndarray, present: np.ndarray) -> pa.Array:
-    """A binary column of float16 vectors: the rows of `vectors` in order where `present` is
-    true, null elsewhere (sharing the vectors' memory)."""
-    width = vectors.shape[1] * 2 if vectors.ndim == 2 else 0
-    lengths = np.where(present, width, 0)
-    offsets = np.concatenate([[0], np.cumsum(lengths)])
-    if offsets[-1] >= 2**31:
-        raise InputError(f"{len(vectors):,} vectors of {width} bytes exceed one column chunk; use smaller shards")
-    validity = None if present.all() else pa.py_buffer(np.packbits(present, bitorder="little"))
-    data = np.ascontiguousarray(vectors, dtype="<f2")
-    return pa.Array.from_buffers(pa.binary(), len(present), [validity, pa.py_buffer(offsets.astype(np.int32)),
-                                                            pa.py_buffer(data)])

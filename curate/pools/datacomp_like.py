@@ -202,7 +202,10 @@ def build_datacomp_like(out: Path, n: int, *, base: str = "web", limit: int | No
                         model: str = "curate-tiny-vit", weights: str | None = "data/dfn",
                         samples_per_shard: int = 10_000, seed: int = 0, workers: int = 1,
                         progress: Callable[[int], None] | None = None) -> dict:
-    """DataComp's pool layout with `n` rows resampled from embedded real pairs (see the module)."""
+    """DataComp's pool layout with `n` rows resampled from embedded real pairs (see the module);
+    `weights` None or "none": an untrained model."""
+    if weights is not None and weights.lower() == "none":
+        weights = None
     if n < 1 or samples_per_shard < 1:
         raise ValueError("n and samples_per_shard must be at least 1")
     if weights is not None and not Path(weights).exists():

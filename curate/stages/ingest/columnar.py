@@ -57,7 +57,8 @@ def given_uids(column: pa.ChunkedArray, source: str, keys: pa.Array) -> tuple[pa
         column = column.cast(pa.string())
         good = pc.fill_null(pc.match_substring_regex(column, _HEX32), False)
     problem = pc.if_else(column.is_null(), "missing_uid", pc.if_else(good, _NULL_STRING, "bad_uid"))
-    uids = pc.utf8_lower(pc.if_else(good, column.cast(pa.string()), _NULL_STRING))
+    uids = pc.utf8_lower(pc.if_else(good, column, _NULL_STRING)) if column.type == pa.string() else pa.nulls(
+        len(column), pa.string())
     if not good.to_numpy(zero_copy_only=False).all():
         uids = pc.coalesce(uids, made_uids(source, keys))
     return uids, problem
@@ -66,8 +67,8 @@ def given_uids(column: pa.ChunkedArray, source: str, keys: pa.Array) -> tuple[pa
 def clean_captions(column: pa.ChunkedArray, max_bytes: int = Checks.max_caption_bytes) -> tuple[pa.Array, pa.Array]:
     """(caption, problem) of every row, as clean_caption judges each one: missing_caption,
     caption_too_long (over max_bytes UTF-8 bytes), caption_not_utf8, empty_caption."""
-    raw = column.combine_chunks()
-    raw = raw.cast(pa.binary()) if not pa.types.is_binary(raw.type) else raw
+    given = column.combine_chunks()
+    raw = given.cast(pa.binary()) if not pa.types.is_binary(given.type) else given
     too_long = pc.fill_null(pc.greater(pc.binary_length(raw), max_bytes), False)
     raw = pc.if_else(too_long, pa.scalar(None, pa.binary()), raw)
     text, not_utf8 = _as_text(raw)
@@ -77,7 +78,7 @@ def clean_captions(column: pa.ChunkedArray, max_bytes: int = Checks.max_caption_
         stripped = [value.strip() for value in text.take(pa.array(rows)).to_pylist()]
         text = _put(text, rows, pa.array(stripped, pa.string()))
     empty = pc.fill_null(pc.equal(text, ""), False)
-    problem = pc.if_else(column.combine_chunks().is_null(), "missing_caption",
+    problem = pc.if_else(given.is_null(), "missing_caption",
                          pc.if_else(too_long, "caption_too_long",
                                     pc.if_else(not_utf8, "caption_not_utf8",
                                                pc.if_else(empty, "empty_caption", _NULL_STRING))))

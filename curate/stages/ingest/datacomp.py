@@ -9,10 +9,10 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Literal
 
-import fsspec
 import pyarrow as pa
 from pydantic import Field
 
+from curate.io.inputs import url_fingerprint
 from curate.io.npz import check_npz, npz_shapes
 from curate.run import stable_hash
 from curate.stage import ShardSpec, register
@@ -65,29 +65,15 @@ class IngestDataComp(IngestTable):
         specs = super().list_shards()
         if self.params.embeddings == []:
             return specs
-        return [ShardSpec(s.shard, s.location, stable_hash([s.fingerprint, _file_state(npz_path(s.location[0]))]))
+        return [ShardSpec(s.shard, s.location, stable_hash([s.fingerprint, url_fingerprint(npz_path(s.location[0]))]))
                 for s in specs]
 
-    def _columns_beside(self, url: str, rows: int) -> dict[str, pa.ChunkedArray]:
-        """None (the embeddings are borrowed), once the .npz is checked to match the file."""
+    def _check_beside(self, url: str, rows: int) -> None:
+        """The .npz beside the file must hold one vector per row for every embedding read."""
         if self._embedding_keys:
             check_npz(npz_path(url), self._embedding_keys, rows, url)
-        return {}
-
-    def read_shard(self, spec: ShardSpec, warnings: list[str]):
-        """The same rows, one at a time (nothing here needs a row path of its own)."""
-        yield from self.read_shard_table(spec, warnings).to_pylist()
 
 
 def npz_path(parquet_url: str) -> str:
     """The .npz beside a metadata file, as DataComp names it: the same stem."""
     return parquet_url.rsplit(".parquet", 1)[0] + ".npz"
-
-
-def _file_state(url: str) -> dict:
-    """Size and time of a file (a missing one: none; ingesting it then says so)."""
-    try:
-        info = fsspec.core.url_to_fs(url)[0].info(url)
-    except FileNotFoundError:
-        return {}
-    return {key: str(info[key]) for key in ("size", "mtime", "ETag", "LastModified") if key in info}

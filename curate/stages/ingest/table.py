@@ -100,6 +100,7 @@ class IngestTable(FileSource):
     def _read(self, url: str) -> pa.Table:
         table = read_table(url, self.params.caption_column, self._text_columns())
         self._check_columns(table, url)
+        self._check_beside(url, table.num_rows)
         return table
 
     def read_shard(self, spec: ShardSpec, warnings: list[str]) -> Iterator[dict]:
@@ -180,11 +181,10 @@ class IngestTable(FileSource):
                "drop_reason": columnar.first_problem(uid_problem, image_problem, caption_problem)}
         out |= {name: table.column(column_name) for name, (column_name, _) in self._extras(table.schema).items()
                 if p.extra_columns == "columns"}
-        return _conformed(out | self._columns_beside(url, rows), self.stored_schema(), url)
+        return _conformed(out, self.stored_schema(), url)
 
-    def _columns_beside(self, url: str, rows: int) -> dict[str, pa.ChunkedArray]:
-        """Columns read from files beside the table (none here)."""
-        return {}
+    def _check_beside(self, url: str, rows: int) -> None:
+        """Check files that lie beside the table and go with it (none here)."""
 
     def _meta(self, table: pa.Table) -> pa.Array:
         """The `meta` text of every row, as the row path writes it."""

@@ -72,20 +72,8 @@ class ImageClusterFilter(GlobalStage):
         return pa.table({"embedding": alive.column(self.params.embedding)})
 
     def reduce(self, collected: Collected) -> dict:
-        """Train the centroids (or reuse those trained from the same inputs), then the set of
-        centroids the target images are nearest to."""
-        path = collected.report_dir / f"centroids-{collected.key[:16]}.npy"
-        if not path.exists():
-            train = np.concatenate([decode(collected.column(s, "embedding"), normalise=False) for s in collected
-                                    if collected.rows(s)] or [np.zeros((0, 0), np.float32)])
-            if len(train) < self.params.clusters:
-                raise ConfigError(f"stage {self.id!r}: {len(train):,} embeddings to train {self.params.clusters:,} "
-                                  f"clusters; lower clusters (DataComp: about one per 128 samples)")
-            centroids = train_centroids(train, self.params.clusters, len(train), self.params.seed,
-                                        self.params.iterations, spherical=False)
-            buffer = io.BytesIO()
-            np.save(buffer, centroids)
-            write_atomic(path, buffer.getvalue())
+        """The centroids, then the set of those the target images are nearest to."""
+        path = self._centroids(collected)
         centroids = np.load(path)
         target = np.concatenate([load_target(p, self.params.target_key) for p in target_files(self.params.target)])
         if target.shape[1] != centroids.shape[1]:
@@ -95,6 +83,24 @@ class ImageClusterFilter(GlobalStage):
         return {"centroids": str(path), "target_clusters": chosen.tolist(),
                 "details": {"clusters": len(centroids), "target_images": len(target),
                             "target_clusters": len(chosen)}}
+
+    def _centroids(self, collected: Collected) -> Path:
+        """Train the centroids on the collected sample, or reuse those trained from the same
+        inputs (the file is named after them); return their file."""
+        path = collected.report_dir / f"centroids-{collected.key[:16]}.npy"
+        if path.exists():
+            return path
+        train = np.concatenate([decode(collected.column(s, "embedding"), normalise=False) for s in collected
+                                if collected.rows(s)] or [np.zeros((0, 0), np.float32)])
+        if len(train) < self.params.clusters:
+            raise ConfigError(f"stage {self.id!r}: {len(train):,} embeddings to train {self.params.clusters:,} "
+                              f"clusters; lower clusters (DataComp: about one per 128 samples)")
+        centroids = train_centroids(train, self.params.clusters, len(train), self.params.seed,
+                                    self.params.iterations, spherical=False)
+        buffer = io.BytesIO()
+        np.save(buffer, centroids)
+        write_atomic(path, buffer.getvalue())
+        return path
 
     def apply(self, view: pa.Table, state: dict, shard: str) -> pa.Table:
         """Each alive row's nearest centroid; rows outside the target's clusters are dropped."""

@@ -146,7 +146,7 @@ def _ranking_records(collected: Collected, columns: tuple[str, ...]) -> Iterator
 
 def _descending(keys):
     """Order keys reversed (largest score first); an involution."""
-    return np.invert(np.asarray(keys, np.uint64)) if isinstance(keys, np.ndarray) else (~keys) & (2**64 - 1)
+    return np.invert(np.asarray(keys, np.uint64))
 
 
 def _oriented(value: float, descending: bool) -> float | None:
