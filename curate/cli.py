@@ -206,10 +206,7 @@ def stages(name: Optional[str] = typer.Argument(None, help="a stage: show its pa
 
 
 def _stage_kind(cls) -> str:
-    from curate.stage import GlobalStage, ShardStage, SinkStage, SourceStage
-
-    kinds = ((SourceStage, "ingest"), (SinkStage, "sink"), (GlobalStage, "global"), (ShardStage, "per shard"))
-    kind = next(label for base, label in kinds if issubclass(cls, base))
+    kind = "global" if cls.kind == "partitioned" else cls.kind
     return f"{kind} filter" if cls.decides and kind != "ingest" else kind
 
 

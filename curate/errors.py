@@ -21,6 +21,10 @@ class ResumeError(CurateError):
     """A rerun would mix outputs of two different configurations."""
 
 
+class ResourceError(CurateError):
+    """A task would need more memory than its worker has."""
+
+
 class InvariantError(CurateError):
     """ingested = curated + dropped does not hold, or a uid appears twice."""
 

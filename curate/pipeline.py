@@ -20,8 +20,11 @@ from curate.finalize import finalize_run
 from curate.io.serve import serve_folder
 from curate.progress import NullProgress, Progress
 from curate.run import LOCK, RunDir, is_committed, stable_hash, write_atomic
-from curate.stage import TIMINGS, Collected, GlobalStage, ShardStage, SinkStage, SourceStage, Stage
-from curate.tasks import ApplyTask, CollectTask, ShardTask, SinkTask, SourceTask
+from curate.partitions import BUCKETS, REDUCED, PartitionPlan, plan_for
+from curate.stage import (Collected, GlobalStage, PartitionedStage, ReducingStage, ShardStage, SinkStage,
+                          SourceStage, Stage)
+from curate.tasks import (COLLECT, DONE, PHASES, ApplyTask, BucketTask, CollectTask, PartitionTask, ShardTask,
+                          SinkTask, SourceTask)
 from curate.view import UpstreamStage, plan_view
 
 _HELPERS = ".helper-processes.json"
@@ -208,20 +211,59 @@ class PipelineRun:
     def _run_stage(self, index: int, stage: Stage) -> StageReport:
         report = StageReport(stage.id, stage.name, intended_drop_share=stage.intended_drop_share())
         started = time.perf_counter()
-        if isinstance(stage, SourceStage):
-            self._run_source(stage, index, report)
-        elif isinstance(stage, ShardStage):
-            self._run_tasks(stage, index, report, ShardTask, plan=self._plan(stage, index))
-        elif isinstance(stage, GlobalStage):
-            state = self._collect_reduce(stage, index)
-            plan = self._plan(stage, index)
-            self._run_tasks(stage, index, report, ApplyTask, plan=plan, shared=state, salt=state_digest(state))
-            outputs = {shard: self.run.output_path(stage.id, shard) for shard in self.shards}
-            report.details = self.executor.call(stage.finish, state, self.run.stage_dir(stage.id), plan, outputs)
-        elif isinstance(stage, SinkStage):
-            self._run_sink(stage, index, report)
+        runner = {"ingest": self._run_source, "per shard": self._run_shard_stage, "global": self._run_global,
+                  "partitioned": self._run_partitioned, "sink": self._run_sink}[stage.kind]
+        runner(stage, index, report)
         report.wall_seconds = time.perf_counter() - started
         return report
+
+    def _run_shard_stage(self, stage: ShardStage, index: int, report: StageReport) -> None:
+        self._run_tasks(stage, index, report, ShardTask, plan=self._plan(stage, index))
+
+    def _run_global(self, stage: GlobalStage, index: int, report: StageReport) -> None:
+        collected = self._collect(stage, index)
+        state = self.executor.call(stage.reduce, collected, resources=stage.resources)
+        self._apply(stage, index, report, state)
+
+    def _run_partitioned(self, stage: PartitionedStage, index: int, report: StageReport) -> None:
+        """collect -> prepare -> bucket -> reduce P partitions in parallel -> combine -> apply."""
+        collected = self._collect(stage, index)
+        started = time.perf_counter()
+        prepared = self.executor.call(stage.prepare, collected, resources=stage.resources)
+        prepare_seconds = time.perf_counter() - started
+        inputs = self._bucketed(stage, index, collected, prepared)
+        target_rows = int(stage.partition_bytes / stage.row_bytes(prepared))
+        plan = self.executor.call(plan_for, list(inputs.values()), stage.bucket_count(prepared), target_rows,
+                                  stage.partitions())
+        salt = stable_hash([collected.key, prepared])
+        shards = {shard: str(path) for shard, path in inputs.items()}
+        todo = {plan.name(p): PartitionTask(str(self.run.root), plan.name(p), self.hashes[index],
+                                            stable_hash([salt, plan.bounds[p], plan.bounds[p + 1]]), shards=shards,
+                                            low=plan.bounds[p], high=plan.bounds[p + 1], rows=plan.rows[p])
+                for p in range(plan.count)}
+        self.run.remove_stale_units(stage.id, REDUCED, list(todo))
+        reduced = StageReport(stage.id, stage.name)
+        results = self._execute(stage, index, reduced, todo, prepared, phase=REDUCED)
+        state = stage.combine([marker["result"] for marker in results.values()], prepared)
+        self._apply(stage, index, report, state)
+        report.details = (report.details or {}) | partition_figures(plan, reduced, results.values(), prepare_seconds)
+
+    def _bucketed(self, stage: PartitionedStage, index: int, collected: Collected, prepared) -> dict[str, Path]:
+        """shard -> its collected rows in bucket order: the collect results themselves, or, when
+        buckets come from the prepared state, those of a bucket task per shard."""
+        if not stage.buckets_need_prepare:
+            return dict(collected.paths)
+        todo = {shard: BucketTask(str(self.run.root), shard, self.hashes[index],
+                                  stable_hash([collected.key, shard, prepared])) for shard in self.shards}
+        self._execute(stage, index, StageReport(stage.id, stage.name), todo, prepared, phase=BUCKETS)
+        return {shard: self.run.phase_path(stage.id, BUCKETS, shard) for shard in self.shards}
+
+    def _apply(self, stage: GlobalStage, index: int, report: StageReport, state) -> None:
+        """A global stage's apply phase per shard, then its finish task."""
+        plan = self._plan(stage, index)
+        self._run_tasks(stage, index, report, ApplyTask, plan=plan, shared=state, salt=stable_hash(state))
+        outputs = {shard: self.run.output_path(stage.id, shard) for shard in self.shards}
+        report.details = self.executor.call(stage.finish, state, self.run.stage_dir(stage.id), plan, outputs)
 
     def _upstream(self, index: int) -> list[UpstreamStage]:
         return [UpstreamStage(s.id, s.schema(), s.decides) for s in self.stages[:index]]
@@ -266,45 +308,47 @@ class PipelineRun:
         self._execute(stage, index, report, todo, shared)
 
     def _execute(self, stage: Stage, index: int, report: StageReport, todo: dict,
-                 shared=None, phase: str = "_done") -> dict[str, dict]:
-        """Run the tasks whose shards are not committed; fold every marker into the report."""
+                 shared=None, phase: str = DONE) -> dict[str, dict]:
+        """Run the tasks of one phase whose units are not committed; return every unit's marker
+        in order. The report counts the units and those reused; the output phase's markers are
+        folded into it."""
         markers: dict[str, dict] = {}
         for unit, task in todo.items():
             marker = self.run.read_marker(stage.id, unit, phase)
             if is_committed(self.run, marker, task.config_hash, task.fingerprint):
                 markers[unit] = marker
         pending = [task for unit, task in todo.items() if unit not in markers]
-        report.shards, report.reused = len(todo), len(markers)
-        label = stage.id if phase == "_done" else f"{stage.id} (collect)"
+        reused = len(markers)
+        label = stage.id if phase == DONE else f"{stage.id} ({PHASES[phase]})"
         with self.progress.stage(label, len(todo), done=len(markers)) as bar:
             for marker in self.executor.map_shards(stage, pending, shared, bar.advance):
                 markers[marker["shard"]] = marker
         ordered = {unit: markers[unit] for unit in todo}
-        if phase == "_done":
+        report.shards, report.reused = len(todo), reused
+        if phase == DONE:
             for marker in ordered.values():
                 report.add(marker)
             self.digests[stage.id] = {u: m.get("output_sha256", "") for u, m in ordered.items()}
         return ordered
 
-    def _collect_reduce(self, stage, index: int):
-        """Collect per shard (cached by marker), then reduce in one task of the executor."""
+    def _collect(self, stage: ReducingStage, index: int) -> Collected:
+        """The collect phase, per shard (cached by marker): what a reduce reads."""
         plan = self._plan(stage, index, collect=True)
         todo = {
             shard: CollectTask(str(self.run.root), shard, self.hashes[index],
                                self._fingerprint(index, shard), plan)
             for shard in self.shards
         }
-        markers = self._execute(stage, index, StageReport(stage.id, stage.name), todo, phase="_collect")
+        markers = self._execute(stage, index, StageReport(stage.id, stage.name), todo, phase=COLLECT)
         key = stable_hash([self.hashes[index], [markers[shard]["output_sha256"] for shard in self.shards]])
         paths = {shard: self.run.collect_path(stage.id, shard) for shard in self.shards}
-        collected = Collected(paths, self.run.stage_dir(stage.id) / "report", key)
-        return self.executor.call(stage.reduce, collected, resources=stage.resources)
+        return Collected(paths, self.run.stage_dir(stage.id) / "report", key)
 
     def _run_sink(self, stage: SinkStage, index: int, report: StageReport) -> None:
-        state = self._collect_reduce(stage, index)
+        state = self.executor.call(stage.reduce, self._collect(stage, index), resources=stage.resources)
         units = stage.units(state)
         self._record(stage, index, units)
-        salt = stable_hash([state_digest(state), [self._fingerprint(index, shard) for shard in self.shards]])
+        salt = stable_hash([stable_hash(state), [self._fingerprint(index, shard) for shard in self.shards]])
         plan = self._plan(stage, index)
         todo = {
             unit: SinkTask(str(self.run.root), unit, self.hashes[index], salt, plan)
@@ -315,12 +359,15 @@ class PipelineRun:
         self.sink = (stage, state)  # finalized with the run
 
 
-def state_digest(state) -> str:
-    """The digest of a reduce's state that the apply phase's fingerprint takes: all of it but
-    its timings."""
-    if isinstance(state, dict):
-        state = {key: value for key, value in state.items() if key != TIMINGS}
-    return stable_hash(state)
+def partition_figures(plan: PartitionPlan, reduced: StageReport, markers, prepare_seconds: float) -> dict:
+    """What the run summary says of a partitioned reduce: P and how many partitions an earlier
+    run had reduced, the largest partition and bucket (which bound a task's memory), the seconds
+    of its preparation (near 0 when reused) and of each phase of the partitions' work, summed."""
+    seconds: Counter = Counter({"prepare": prepare_seconds})
+    for marker in markers:
+        seconds.update(marker["result"].get("seconds", {}))
+    return {"partitions": plan.count, "partitions_reused": reduced.reused, "largest_partition": max(plan.rows), "largest_bucket": plan.largest_bucket,
+            **({"seconds": {name: round(value, 3) for name, value in seconds.items()}} if seconds else {})}
 
 
 def run_pipeline(config: PipelineConfig, *, executor: str | None = None, workers: int | None = None,

@@ -7,6 +7,8 @@ Layout of a run directory RUN:
     RUN/<stage>/<shard>.parquet       the stage's output for one input shard, keyed by uid
     RUN/<stage>/_done/<shard>.json    commit marker, written last: rows, fingerprint, config hash
     RUN/<stage>/_collect/<shard>.*    a global stage's per-shard collect result and its marker
+    RUN/<stage>/_bucket/<shard>.*     a partitioned stage's collected rows with their buckets
+    RUN/<stage>/_reduce/part-*.json   a partitioned stage's marker per partition (files in report/)
     RUN/dropped.parquet, RUN/summary.json
 """
 
@@ -135,7 +137,11 @@ class RunDir:
 
     def collect_path(self, stage_id: str, shard: str) -> Path:
         """A global stage's per-shard collect result."""
-        return self.stage_dir(stage_id) / "_collect" / f"{shard}.parquet"
+        return self.phase_path(stage_id, "_collect", shard)
+
+    def phase_path(self, stage_id: str, phase: str, unit: str) -> Path:
+        """The Parquet file of one unit of a global stage's phase (_collect, _bucket)."""
+        return self.stage_dir(stage_id) / phase / f"{unit}.parquet"
 
     def read_marker(self, stage_id: str, shard: str, phase: str = "_done") -> dict | None:
         """The commit marker, or None when the shard is not committed."""
@@ -174,10 +180,18 @@ class RunDir:
         no longer part of the run, e.g. after a file left the input pattern."""
         stage_dir, keep, keep_inputs = self.stage_dir(stage_id), set(units), set(inputs)
         for pattern, wanted in (("*.parquet", keep), ("_done/*.json", keep),
-                                ("_collect/*.json", keep_inputs), ("_collect/*.parquet", keep_inputs)):
+                                ("_collect/*.json", keep_inputs), ("_collect/*.parquet", keep_inputs),
+                                ("_bucket/*.json", keep_inputs), ("_bucket/*.parquet", keep_inputs)):
             for path in stage_dir.glob(pattern):
                 if path.stem not in wanted:
                     path.unlink()
+
+    def remove_stale_units(self, stage_id: str, phase: str, units: list[str]) -> None:
+        """Delete the markers of one phase's units that the run no longer has (the partitions of
+        an earlier, larger P)."""
+        for path in (self.stage_dir(stage_id) / phase).glob("*.json"):
+            if path.stem not in set(units):
+                path.unlink()
 
     def remove_temporaries(self) -> int:
         """Delete temporary files left by a killed run; return how many."""

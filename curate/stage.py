@@ -7,6 +7,8 @@ Four kinds of stage:
   row, in order, and adds columns (scorers) or a drop_reason (filters).
 - GlobalStage: `collect(view) -> small table` per shard, `reduce(tables) -> state` once, in
   a task of its own, `apply(view, state, shard) -> table` per shard. Counts are global.
+  PartitionedStage: a global stage whose reduce runs as P tasks over partitions of the
+  collected rows, so that no task holds the pool (see curate.partitions).
 - SinkStage: like a global stage, but its apply phase writes files (one unit per output shard)
   and `finalize` writes run-level files once all units are committed.
 """
@@ -99,6 +101,7 @@ class Stage(ABC):
     decides: ClassVar[bool] = False  # set by register(): the output schema has a drop_reason
     input_columns: ClassVar[tuple[str, ...] | None] = None
     batch_size: ClassVar[int] = 4096
+    kind: ClassVar[str] = ""  # which runner of the pipeline runs it: each base class below names its own
 
     def __init__(self, params: StageParams, stage_id: str | None = None):
         self.params = params
@@ -157,6 +160,7 @@ class SourceStage(Stage):
 
     output_schema = "sample.v1"
     input_columns = ()
+    kind = "ingest"
 
     @abstractmethod
     def list_shards(self) -> list[ShardSpec]:
@@ -184,6 +188,8 @@ class SourceStage(Stage):
 
 class ShardStage(Stage):
     """A per-shard stage: it sees record batches of the shard view and returns as many rows."""
+
+    kind = "per shard"
 
     @abstractmethod
     def process(self, batch: pa.RecordBatch) -> pa.Table | pa.RecordBatch:
@@ -218,9 +224,6 @@ class Collected(Mapping):
         return pq.read_metadata(self.paths[shard]).num_rows
 
 
-TIMINGS = "seconds"  # the key of a reduce state's timings (see ReducingStage.reduce)
-
-
 class ReducingStage(Stage):
     """Common part of global and sink stages: collect per shard, reduce once."""
 
@@ -239,13 +242,14 @@ class ReducingStage(Stage):
     def reduce(self, collected: Collected) -> Any:
         """Combine the per-shard summaries (shard -> table, in shard order) into a small
         JSON-able state. Runs once, on a worker (a task of its own), so what it gathers does not
-        stay in the driver's memory. A dict state may carry `seconds` (TIMINGS): figures for the
-        run summary, left out of the apply phase's fingerprint since they change from run to run."""
+        stay in the driver's memory."""
         ...
 
 
 class GlobalStage(ReducingStage):
     """collect per shard -> reduce once -> apply per shard."""
+
+    kind = "global"
 
     @abstractmethod
     def apply(self, view: pa.Table, state: Any, shard: str) -> pa.Table:
@@ -260,8 +264,78 @@ class GlobalStage(ReducingStage):
         return None
 
 
+class PartitionedStage(GlobalStage):
+    """A global stage whose reduce runs as P tasks, each over one partition of the collected rows
+    (see curate.partitions): collect per shard -> prepare once (small) -> bucket each collected
+    row -> reduce each partition -> combine the partitions' small results -> apply per shard.
+
+    Every row of a bucket lands in one partition; what a stage finds must depend only on the
+    rows of each bucket, never on which buckets share a partition, so that any P gives the same
+    outputs. `reduce` runs every step in this process (for benchmarks and small pools)."""
+
+    kind = "partitioned"
+    partition_bytes: ClassVar[int] = 1 << 30  # a partition's target size in memory, unless Params.partitions says
+    buckets_need_prepare: ClassVar[bool] = False  # True: buckets come from prepare (k-means clusters)
+
+    def prepare(self, collected: Collected) -> dict | None:
+        """Run once before bucketing, in a task: a small JSON-able state every bucket and
+        partition task receives (k-means centroids' file, an evaluation set's embeddings' file).
+        Default: none."""
+        return None
+
+    def bucket_count(self, prepared: dict | None) -> int:
+        """B, the number of buckets (hash prefixes by default)."""
+        from curate.partitions import HASH_BUCKETS
+
+        return HASH_BUCKETS
+
+    @abstractmethod
+    def buckets(self, rows: pa.Table, prepared: dict | None) -> pa.Table:
+        """For collected rows, their bucket (int32 column "bucket", in [0, B)) and any columns to
+        store beside them (a distance to the centroid)."""
+        ...
+
+    def row_bytes(self, prepared: dict | None) -> float:
+        """What one collected row costs a partition task in memory, for the check that a
+        partition fits before it is read. Default: 64 bytes."""
+        return 64.0
+
+    @abstractmethod
+    def reduce_partition(self, rows: pa.Table, prepared: dict | None, report_dir: Path, name: str) -> dict:
+        """Reduce one partition's rows (with their shard column) and write what it found under
+        report_dir, in files named after the partition; return a small JSON-able result, with
+        "files" (paths written) and, optionally, "seconds" (time per phase)."""
+        ...
+
+    @abstractmethod
+    def combine(self, results: list[dict], prepared: dict | None) -> dict:
+        """The apply phase's state from every partition's result, in partition order (on the
+        driver: keep it small)."""
+        ...
+
+    def partitions(self) -> int | None:
+        """P when the pipeline sets it (a stage parameter `partitions`), else None."""
+        return getattr(self.params, "partitions", None)
+
+    def reduce(self, collected: Collected) -> dict:
+        """Every step in this process, over one partition: the state of the same stage run
+        partitioned, for any P."""
+        from curate.partitions import SHARD, bucketed
+
+        prepared = self.prepare(collected)
+        parts = []
+        for shard in collected:
+            table = bucketed(self, collected[shard], prepared)
+            parts.append(table.append_column(SHARD, pa.array([shard] * table.num_rows, pa.string())))
+        rows = pa.concat_tables(parts) if parts else pa.table({SHARD: pa.array([], pa.string())})
+        result = self.reduce_partition(rows, prepared, collected.report_dir, "part-00000")
+        return self.combine([result], prepared)
+
+
 class SinkStage(ReducingStage):
     """A global stage whose apply phase writes files instead of per-shard sidecars."""
+
+    kind = "sink"
 
     @abstractmethod
     def units(self, state: Any) -> list[str]:

@@ -9,18 +9,25 @@ import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from curate.errors import SchemaError
-from curate.run import RunDir, sha256_hex, write_parquet_atomic
+from curate.partitions import BUCKETS, REDUCED, available_memory, bucketed, check_fits, read_partition
+from curate.run import RunDir, sha256_hex, stable_hash, write_parquet_atomic
 from curate.schema import validate
-from curate.stage import ShardSpec
+from curate.stage import PartitionedStage, ShardSpec
 from curate.view import BORROWED, ViewPlan
 
 _ROWS_PER_CHUNK = 1024
+# The phases of a stage's work, each a folder of commit markers: a global stage collects per
+# shard, a partitioned one buckets and reduces per partition, and every stage's output is _done.
+DONE, COLLECT = "_done", "_collect"
+PHASES = {COLLECT: "collect", BUCKETS: "bucket", REDUCED: "reduce", DONE: "output"}
 
 
 @dataclass(frozen=True)
@@ -97,12 +104,53 @@ class CollectTask(TaskBase):
     def __call__(self, stage, shared: Any) -> dict:
         started = time.perf_counter()
         summary = _as_table(stage.collect(self.view.read(self.shard)))
+        if isinstance(stage, PartitionedStage) and not stage.buckets_need_prepare:
+            summary = bucketed(stage, summary, None)
+        return _commit_phase(RunDir(self.run_root).collect_path(stage.id, self.shard), summary, stage, self, started)
+
+
+@dataclass(frozen=True)
+class BucketTask(TaskBase):
+    """Between prepare and the partitions' reduce: a shard's collected rows with their buckets
+    (which came from the prepared state), in bucket order."""
+
+    def __call__(self, stage, prepared: Any) -> dict:
+        started = time.perf_counter()
         run = RunDir(self.run_root)
-        digest = write_parquet_atomic(run.collect_path(stage.id, self.shard), summary)
-        marker = self._marker(started, files=[run.relative(run.collect_path(stage.id, self.shard))],
-                              rows=summary.num_rows, output_sha256=digest)
-        run.commit(stage.id, self.shard, marker, phase="_collect")
+        table = bucketed(stage, pq.read_table(run.collect_path(stage.id, self.shard)), prepared)
+        return _commit_phase(run.phase_path(stage.id, BUCKETS, self.shard), table, stage, self, started)
+
+
+@dataclass(frozen=True)
+class PartitionTask(TaskBase):
+    """Phase 2 of a partitioned stage: reduce one partition (self.shard names it), the rows of
+    buckets low..high-1 read from every shard's bucketed rows (shard -> path)."""
+
+    shards: dict[str, str]
+    low: int
+    high: int
+    rows: int
+
+    def __call__(self, stage, prepared: Any) -> dict:
+        started = time.perf_counter()
+        run = RunDir(self.run_root)
+        check_fits(stage.id, self.shard, self.rows, stage.row_bytes(prepared), available_memory(stage))
+        rows = read_partition({shard: Path(path) for shard, path in self.shards.items()}, self.low, self.high)
+        result = stage.reduce_partition(rows, prepared, run.stage_dir(stage.id) / "report", self.shard)
+        files = [run.relative(Path(path)) for path in result["files"]]
+        marker = self._marker(started, rows=rows.num_rows, result=result, files=files,
+                              output_sha256=stable_hash(result))
+        run.commit(stage.id, self.shard, marker, phase=REDUCED)
         return marker
+
+
+def _commit_phase(path: Path, table: pa.Table, stage, task: TaskBase, started: float) -> dict:
+    """Write a per-shard table of a reduce's preparation (collected, bucketed) and its marker."""
+    run = RunDir(task.run_root)
+    digest = write_parquet_atomic(path, table)
+    marker = task._marker(started, files=[run.relative(path)], rows=table.num_rows, output_sha256=digest)
+    run.commit(stage.id, task.shard, marker, phase=path.parent.name)
+    return marker
 
 
 @dataclass(frozen=True)

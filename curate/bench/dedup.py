@@ -102,19 +102,19 @@ def quality(found: pl.DataFrame, truth: pl.DataFrame) -> dict:
 
 
 def find_in_process(method: str, pool: Path, out: Path, params: dict) -> dict:
-    """Run one stage's driver-side find on the pool's shards; write duplicates.parquet to out and
+    """Run one stage's reduce in this process on the pool's shards; write duplicates.parquet to out and
     return its details, seconds per phase and this process's peak resident memory."""
     from curate.stage import Collected, stage_class
 
     stage = stage_class(method)(stage_class(method).Params(embedding="embedding", **params))
     shards = sorted(p for p in pool.glob("*.parquet") if p.name != TRUTH)
     collected = Collected({p.stem: p for p in shards}, out, key="bench")
-    started = time.perf_counter()
-    table, details = stage.find(collected)
-    seconds = time.perf_counter() - started
     out.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, out / "duplicates.parquet")
-    return {"method": method, "details": details, "phases": stage.seconds, "seconds": round(seconds, 2),
+    started = time.perf_counter()
+    state = stage.reduce(collected)
+    seconds = time.perf_counter() - started
+    pq.write_table(pq.read_table(state["found"]), out / "duplicates.parquet")
+    return {"method": method, "details": state["details"], "phases": stage.seconds, "seconds": round(seconds, 2),
             "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
 
 

@@ -14,6 +14,14 @@ def seeded_sample(embeddings: np.ndarray, size: int, seed: int) -> np.ndarray:
     return embeddings[chosen]
 
 
+def seeded_hash(uids, seed: int) -> np.ndarray:
+    """A uint64 per uid, mixed with the seed: the order of a seeded sample that does not depend
+    on where a uid lies in the pool."""
+    import polars as pl
+
+    return pl.Series(uids, dtype=pl.String).hash(seed=seed).to_numpy()
+
+
 def train_centroids(embeddings: np.ndarray, k: int, train_size: int, seed: int = 0, iterations: int = 20,
                     spherical: bool = True) -> np.ndarray:
     """k centroids (at most one per embedding) of k-means on a seeded sample: unit ones when

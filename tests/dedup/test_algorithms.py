@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from curate.bench.dedup import quality, write_pool
@@ -115,7 +116,8 @@ def planted(tmp_path_factory) -> tuple[list, pl.DataFrame]:
 def test_each_method_at_its_default_threshold_on_planted_clip_like_embeddings(planted, tmp_path, method, params):
     shards, truth = planted
     stage = stage_class(method)(stage_class(method).Params(embedding="embedding", **params))
-    table, details = stage.find(Collected({p.stem: p for p in shards}, tmp_path, "k"))
+    state = stage.reduce(Collected({p.stem: p for p in shards}, tmp_path, "k"))
+    table, details = pq.read_table(state["found"]), state["details"]
     scores = quality(pl.from_arrow(table), truth)
     assert scores["precision"] >= 0.99
     assert scores["recall_reencoded"] >= 0.95 and scores["recall_resized"] >= 0.95

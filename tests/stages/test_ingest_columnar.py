@@ -10,7 +10,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from curate import InputError
-from curate.config import PipelineConfig
 from curate.stage import stage_class
 from curate.tasks import _from_rows
 from conftest import jpeg_bytes, png_bytes

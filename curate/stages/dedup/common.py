@@ -1,18 +1,23 @@
-"""What the deduplication stages share: the keep policy, gathering the collected rows in the
-reduce, and the two steps every one of them takes: first write what it found
-(`report/duplicates.parquet`: uid, group, duplicate_of, similarity), then apply it as drop
-reasons. The file is reused while the configuration and every collect result are unchanged."""
+"""What the deduplication stages share: the keep policy, and the steps every one of them takes.
+Each is a partitioned stage: the collected rows (uid, priority, what the stage compares) are
+spread over partitions by a bucket that keeps possible duplicates together (a prefix of the
+sha256, a k-means cluster), and each partition's task writes what it found
+(`report/duplicates/part-*.parquet`: uid, group, duplicate_of, similarity) and the removed
+uids by shard (`report/removed/part-*.parquet`); the apply phase reads its shard's removals
+from every partition. Finish gathers the partitions' findings into `report/duplicates.parquet`.
+"""
 
 from __future__ import annotations
 
-import json
 import time
 from abc import abstractmethod
+from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -21,14 +26,14 @@ from pydantic import Field
 from curate.dedup.embeddings import decode
 from curate.dedup.greedy import Removals
 from curate.errors import ConfigError
-from curate.run import file_sha256, write_parquet_atomic
-from curate.stage import TIMINGS, Collected, GlobalStage, StageParams
+from curate.partitions import BUCKET, SHARD, hex_prefix_buckets
+from curate.run import stable_hash, write_parquet_atomic
+from curate.stage import DESCRIBES_ONLY, PartitionedStage, StageParams
 from curate.view import ViewPlan
 
 FOUND = "duplicates.parquet"
-REMOVED = "removed_by_shard.parquet"
 _KEY = b"curate.key"
-_DETAILS = b"curate.details"
+_SUMMED = ("compared", "groups", "removed", "pairs")  # figures of partitions that add up; others are shared
 DEFAULT_EMBEDDING = "clip_curate_tiny_vit_image_embedding"  # what clip_score writes by default
 
 
@@ -38,11 +43,14 @@ class KeepParams(StageParams):
     keep_by: str | None = Field(None, description="a score column: the member with the highest value is kept "
                                 "(ties, and members without a score, by uid); none: the smallest uid")
     prefer: Literal["highest", "lowest"] = Field("highest", description="keep the highest or the lowest keep_by")
+    partitions: int | None = Field(None, ge=1, description="P, the reduce's parallel tasks (default: one "
+                                   "per GiB of collected rows); the outputs are the same for any P",
+                                   json_schema_extra=DESCRIBES_ONLY)
 
 
-class DuplicateStage(GlobalStage):
-    """collect (uid, priority and what the stage compares) per shard -> find duplicates once
-    and write them -> apply them as drop reasons."""
+class DuplicateStage(PartitionedStage):
+    """collect (uid, priority and what the stage compares) per shard -> find duplicates per
+    partition and write them -> apply them as drop reasons."""
 
     output_schema = "decision.v1"
     reason: ClassVar[str] = "duplicate"
@@ -102,28 +110,41 @@ class DuplicateStage(GlobalStage):
         """The columns of the collect result besides uid and priority."""
         return {name: alive.column(name) for name in self.compared_columns()}
 
+    def buckets(self, rows: pa.Table, prepared: dict | None) -> pa.Table:
+        """By default a prefix of the uid: the stage compares each row on its own (not with the
+        rest of the pool), so any split will do."""
+        return pa.table({BUCKET: hex_prefix_buckets(rows.column("uid"))})
+
     @abstractmethod
-    def find(self, collected: Collected) -> tuple[pa.Table, dict]:
-        """The duplicates table (see duplicates_table) and figures for the run summary."""
+    def find(self, rows: pa.Table, prepared: dict | None) -> tuple[pa.Table, dict]:
+        """The duplicates among one partition's collected rows (see duplicates_table) and figures
+        for the run summary."""
         ...
 
-    def reduce(self, collected: Collected) -> dict:
-        """Find the duplicates (or reuse what an earlier run found from the same inputs), write
-        them, and hand their file, and that of the removed uids by shard, to the apply phase."""
-        path, removed = collected.report_dir / FOUND, collected.report_dir / REMOVED
-        found, key = _metadata(path), collected.key.encode()
-        if found.get(_KEY) == key and _metadata(removed).get(_KEY) == key:
-            details = json.loads(found[_DETAILS])
-            return {"found": str(path), "sha256": file_sha256(path), "removed": str(removed), "details": details}
-        table, details = self.find(collected)
-        write_removed_by_shard(removed, table, collected)
-        table = table.replace_schema_metadata({_KEY: collected.key, _DETAILS: json.dumps(details, sort_keys=True)})
-        return {"found": str(path), "sha256": write_parquet_atomic(path, table), "removed": str(removed),
-                "details": details, TIMINGS: self.seconds}
+    def reduce_partition(self, rows: pa.Table, prepared: dict | None, report_dir: Path, name: str) -> dict:
+        """Find one partition's duplicates; write them, and its removed uids by shard."""
+        before = dict(self.seconds)  # a worker's stage reduces one partition after another
+        found, details = self.find(rows, prepared)
+        seconds = {name: round(value - before.get(name, 0.0), 3) for name, value in self.seconds.items()
+                   if value != before.get(name)}
+        removed = found.filter(pc.is_valid(found.column("duplicate_of"))).column("uid")
+        hit = pc.is_in(rows.column("uid"), value_set=removed.combine_chunks())
+        by_shard = rows.select([SHARD, "uid"]).filter(hit).sort_by([(SHARD, "ascending"), ("uid", "ascending")])
+        paths = [report_dir / "duplicates" / f"{name}.parquet", report_dir / "removed" / f"{name}.parquet"]
+        digest = write_parquet_atomic(paths[0], found)
+        write_parquet_atomic(paths[1], by_shard)
+        return {"files": [str(path) for path in paths], "found_sha256": digest, "details": details,
+                "seconds": seconds}
+
+    def combine(self, results: list[dict], prepared: dict | None) -> dict:
+        """The partitions' files, and their figures added up."""
+        return {"found": [r["files"][0] for r in results], "removed": [r["files"][1] for r in results],
+                "found_sha256": stable_hash([r["found_sha256"] for r in results]),
+                "details": merged_details([r["details"] for r in results])}
 
     def apply(self, view: pa.Table, state: dict, shard: str) -> pa.Table:
-        """Drop the rows of this shard that were found to be duplicates."""
-        removed = pq.read_table(state["removed"], columns=["uid"], filters=[("shard", "=", shard)]).column("uid")
+        """Drop the rows of this shard that a partition found to be duplicates."""
+        removed = pq.read_table(state["removed"], columns=["uid"], filters=[(SHARD, "=", shard)]).column("uid")
         hit = pc.is_in(view.column("uid"), value_set=removed.combine_chunks()).to_numpy(zero_copy_only=False)
         reason = np.where(hit, self.reason, None).astype(object)
         return pa.table({"uid": view.column("uid"), "drop_reason": pa.array(reason, pa.string())})
@@ -135,27 +156,37 @@ class DuplicateStage(GlobalStage):
                 f"({'the highest ' + keep_by if keep_by else 'the smallest uid'})."]
 
     def finish(self, state: dict, stage_dir: Path, view: ViewPlan, outputs: dict[str, Path]) -> dict:
-        """What was found, for the run summary (with the seconds of each phase, when found in this
-        run rather than reused)."""
-        return state["details"] | ({"seconds": state[TIMINGS]} if state.get(TIMINGS) else {})
+        """Gather the partitions' findings into report/duplicates.parquet (a partition at a
+        time; kept while the partitions' files are the same); return the figures found."""
+        path, key = stage_dir / "report" / FOUND, state["found_sha256"].encode()
+        if _metadata(path).get(_KEY) != key:
+            write_concatenated(path, state["found"], {_KEY: key})
+        return state["details"]
 
 
-def write_removed_by_shard(path: Path, found: pa.Table, collected: Collected) -> None:
-    """(shard, uid) of every removed row, a row group per shard, so that each apply task reads
-    only its shard's part: reading every removal in every shard would cost shards x pool. Built
-    shard by shard: the task holds the removed uids and one shard's, never the pool's."""
-    removed = found.filter(pc.is_valid(found.column("duplicate_of"))).column("uid").combine_chunks()
-    schema = pa.schema([("shard", pa.string()), ("uid", pa.string())], metadata={_KEY: collected.key})
+def write_concatenated(path: Path, parts: list[str], metadata: dict) -> None:
+    """One Parquet file of every part file's rows, in order, read and written a part at a time."""
+    schema = pq.read_schema(parts[0]).with_metadata(metadata)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    with pq.ParquetWriter(tmp, schema) as writer:
-        for shard in collected:
-            uids = collected.column(shard, "uid").combine_chunks().cast(pa.string())
-            hit = uids.filter(pc.is_in(uids, value_set=removed))
-            hit = hit.take(pc.sort_indices(hit))
-            if len(hit):
-                writer.write_table(pa.table([pa.array([shard] * len(hit), pa.string()), hit], schema=schema))
+    with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+        for part in parts:
+            writer.write_table(pq.read_table(part).replace_schema_metadata(metadata))
     tmp.replace(path)
+
+
+def merged_details(parts: list[dict]) -> dict:
+    """Figures of the partitions as one: counts (and counts by name) added up, the others (a
+    largest cluster, the index kind) taken from the partition with the largest."""
+    merged: dict = {}
+    for details in parts:
+        for name, value in details.items():
+            if isinstance(value, dict):
+                merged[name] = dict(sorted((Counter(merged.get(name, {})) + Counter(value)).items()))
+            elif name in _SUMMED:
+                merged[name] = merged.get(name, 0) + value
+            elif name not in merged or (isinstance(value, (int, float)) and value > merged[name]):
+                merged[name] = value
+    return merged
 
 
 def _metadata(path: Path) -> dict[bytes, bytes]:
@@ -163,36 +194,39 @@ def _metadata(path: Path) -> dict[bytes, bytes]:
     return (pq.read_schema(path).metadata or {}) if path.exists() else {}
 
 
-def gather(collected: Collected, embedding: str | None = None) -> tuple[pa.Array, np.ndarray, np.ndarray]:
-    """uids, priorities and (when a column is named) the embeddings of every collected row, read
-    shard by shard into one float32 matrix (0 x 0 when there are none)."""
-    total = sum(collected.rows(shard) for shard in collected)  # one matrix, filled shard by shard
-    uids, priority, matrix, at = [], np.empty(total), None, 0
-    for shard in collected:
-        table = collected[shard]
-        uids.append(table.column("uid"))
-        priority[at: at + table.num_rows] = table.column("priority").to_numpy()
-        if embedding is not None and table.num_rows:
-            vectors = decode(table.column(embedding), f" of shard {shard}")
-            if matrix is None:
-                matrix = np.empty((total, vectors.shape[1]), np.float32)
-            if vectors.shape[1] != matrix.shape[1]:
-                raise ConfigError(f"embeddings of shard {shard} have {vectors.shape[1]} dimensions, earlier ones "
-                                  f"{matrix.shape[1]}: they must all come from one model")
-            matrix[at: at + table.num_rows] = vectors
-        at += table.num_rows
-    uid_array = pa.chunked_array(uids, pa.string()).combine_chunks() if uids else pa.array([], pa.string())
-    return uid_array, priority, np.zeros((0, 0), np.float32) if matrix is None else matrix
+def unpack(rows: pa.Table, embedding: str | None = None) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """uids, priorities and (when a column is named) the embeddings of a partition's rows, as
+    one float32 matrix (0 x 0 when there are none), decoded a chunk at a time."""
+    uids = rows.column("uid").combine_chunks().cast(pa.string())
+    priority = rows.column("priority").to_numpy() if rows.num_rows else np.zeros(0)
+    if embedding is None or rows.num_rows == 0:
+        return uids, priority, np.zeros((0, 0), np.float32)
+    chunks = [chunk for chunk in rows.column(embedding).chunks if len(chunk)]
+    width = decode(chunks[0][:1]).shape[1]
+    matrix, at = np.empty((rows.num_rows, width), np.float32), 0
+    for chunk in chunks:
+        vectors = decode(chunk, " of the partition")
+        if vectors.shape[1] != width:
+            raise ConfigError(f"embeddings have {vectors.shape[1]} and {width} dimensions: they must all come "
+                              f"from one model")
+        matrix[at: at + len(chunk)] = vectors
+        at += len(chunk)
+    return uids, priority, matrix
 
 
-def duplicates_table(uids: pa.Array, removals: Removals, **extra: np.ndarray) -> pa.Table:
-    """One row per member of a group (kept members have no duplicate_of), by group then uid."""
+def duplicates_table(uids: pa.Array, rank: np.ndarray, removals: Removals, **extra: np.ndarray) -> pa.Table:
+    """One row per member of a group (kept members have no duplicate_of), by group then uid. A
+    group is named by a hash of its kept member's uid, so the name does not depend on which rows
+    were reduced together."""
     members = np.flatnonzero(removals.group >= 0)
     duplicate_of = removals.duplicate_of[members]
     removed = duplicate_of >= 0
+    kept_item = np.argsort(rank)[removals.group[members]]  # group: the kept member's rank
+    kept_uids = pl.Series(uids.take(pa.array(kept_item, pa.int64())))
+    group = (kept_uids.hash(seed=0).to_numpy() >> np.uint64(1)).astype(np.int64)
     table = pa.table({
-        "uid": uids.take(pa.array(members)),
-        "group": pa.array(removals.group[members], pa.int64()),
+        "uid": uids.take(pa.array(members, pa.int64())),
+        "group": pa.array(group, pa.int64()),
         "duplicate_of": uids.take(pa.array(np.where(removed, duplicate_of, 0), mask=~removed)),
         "similarity": pa.array(removals.similarity[members], pa.float32(), mask=~removed),
         **{name: values[members] for name, values in extra.items()},

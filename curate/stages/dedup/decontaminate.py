@@ -1,11 +1,12 @@
 """decontaminate: drop pool samples whose image is too close to an image of an evaluation set.
 
-The evaluation images are embedded in the reduce by the same model, weights and preprocessing
-as the pool's clip_score stage (same parameters), and every pool embedding, streamed shard by
-shard, is searched against them exactly."""
+The evaluation images are embedded once (prepare) by the same model, weights and preprocessing
+as the pool's clip_score stage (same parameters), and every partition's pool embeddings are
+searched against them exactly, partitions side by side."""
 
 from __future__ import annotations
 
+import io
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,14 +17,15 @@ from pydantic import Field
 
 from curate.dedup.embeddings import decode
 from curate.errors import ConfigError
-from curate.run import file_sha256, stable_hash
+from curate.run import file_sha256, read_json, stable_hash, write_atomic, write_json_atomic
 from curate.stage import Collected, register
-from curate.stages.dedup.common import DuplicateStage
+from curate.stages.dedup.common import DuplicateStage, unpack
 from curate.stages.ingest.webdataset import grouped_members
 from curate.stages.score.clip_score import ClipScore, ClipScoreParams
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
 _BATCH = 1024
+EVAL_EMBEDDINGS, EVAL_IDS, EVAL_RECORD = "eval_embeddings.npy", "eval_ids.json", "eval_embeddings.json"
 
 
 class DecontaminateParams(ClipScoreParams):
@@ -82,26 +84,44 @@ class Decontaminate(DuplicateStage):
         """The evaluation shards and the model weights: either changing is a new configuration."""
         return stable_hash([self.scorer.content_digest(), [file_sha256(tar) for _, tar in self.eval_files()]])
 
-    def find(self, collected: Collected) -> tuple[pa.Table, dict]:
-        """Embed the evaluation images, then search every pool embedding against them."""
+    def prepare(self, collected: Collected) -> dict:
+        """Embed the evaluation images once (report/eval_embeddings.npy and their ids), reused
+        while the evaluation sets and the model are the same."""
+        key = stable_hash([self.content_digest(), self.params.deciding()])
+        record = collected.report_dir / EVAL_RECORD
+        cached = read_json(record)
+        if cached and cached["key"] == key and Path(cached["prepared"]["embeddings"]).is_file():
+            return cached["prepared"]
+        ids, vectors = self._eval_embeddings()
+        path = collected.report_dir / EVAL_EMBEDDINGS
+        buffer = io.BytesIO()
+        np.save(buffer, vectors)
+        write_atomic(path, buffer.getvalue())
+        write_json_atomic(collected.report_dir / EVAL_IDS, ids)
+        prepared = {"embeddings": str(path), "ids": str(collected.report_dir / EVAL_IDS),
+                    "sha256": file_sha256(path), "dimensions": int(vectors.shape[1])}
+        write_json_atomic(record, {"key": key, "prepared": prepared})
+        return prepared
+
+    def row_bytes(self, prepared: dict | None) -> float:
+        """The embedding as stored (2 bytes a dimension) and decoded (4), and the uid."""
+        return 6.0 * prepared["dimensions"] + 96
+
+    def find(self, rows: pa.Table, prepared: dict | None) -> tuple[pa.Table, dict]:
+        """Search every embedding of the partition against the evaluation images'."""
         import faiss
 
-        ids, queries = self._eval_embeddings()
-        column = self.compared_columns()[0]
-        index = faiss.IndexFlatIP(queries.shape[1])
-        index.add(queries)
-        parts = []
-        for shard in collected:
-            table = collected[shard]
-            if table.num_rows == 0:
-                continue
-            sims, nearest = index.search(decode(table.column(column), f" of shard {shard}"), 1)
+        queries, ids = np.load(prepared["embeddings"]), read_json(Path(prepared["ids"]))
+        uids, _, embeddings = unpack(rows, self.compared_columns()[0])
+        table = _empty()
+        if len(uids):
+            index = faiss.IndexFlatIP(queries.shape[1])
+            index.add(queries)
+            sims, nearest = index.search(embeddings, 1)
             hit = np.flatnonzero(sims[:, 0] >= self.params.threshold)
-            parts.append(pa.table({"uid": table.column("uid").take(pa.array(hit)),
-                                   "group": pa.array(nearest[hit, 0], pa.int64()),
-                                   "duplicate_of": pa.array([ids[i] for i in nearest[hit, 0]], pa.string()),
-                                   "similarity": pa.array(sims[hit, 0], pa.float32())}))
-        table = pa.concat_tables(parts) if parts else _empty()
+            table = pa.table({"uid": uids.take(pa.array(hit)), "group": pa.array(nearest[hit, 0], pa.int64()),
+                              "duplicate_of": pa.array([ids[i] for i in nearest[hit, 0]], pa.string()),
+                              "similarity": pa.array(sims[hit, 0], pa.float32())})
         by_set = Counter(name.split("/")[0] for name in table.column("duplicate_of").to_pylist())
         details = {"eval_images": len(ids), "removed": table.num_rows, "by_eval_set": dict(sorted(by_set.items()))}
         return table.sort_by([("group", "ascending"), ("uid", "ascending")]), details

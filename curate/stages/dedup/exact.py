@@ -13,8 +13,9 @@ from pydantic import Field
 
 from curate.dedup.greedy import Removals
 from curate.dedup.keep import keep_order
-from curate.stage import Collected, register
-from curate.stages.dedup.common import DuplicateStage, KeepParams, duplicates_table, group_details
+from curate.partitions import BUCKET, hex_prefix_buckets
+from curate.stage import register
+from curate.stages.dedup.common import DuplicateStage, KeepParams, duplicates_table, group_details, unpack
 
 
 class ExactParams(KeepParams):
@@ -51,19 +52,25 @@ class DedupExact(DuplicateStage):
             keys = [i.lower().encode() + hashlib.sha256(c.encode()).digest() for i, c in zip(images, captions)]
         return {"key": pa.array(keys, pa.binary())}
 
-    def find(self, collected: Collected) -> tuple[pa.Table, dict]:
+    def buckets(self, rows: pa.Table, prepared: dict | None) -> pa.Table:
+        """The image sha256's first 16 bits: equal images share a bucket."""
+        return pa.table({BUCKET: hex_prefix_buckets(rows.column("key"))})
+
+    def row_bytes(self, prepared: dict | None) -> float:
+        """The uid (32), the key (64 to 96) and the priority (8)."""
+        return 136.0
+
+    def find(self, rows: pa.Table, prepared: dict | None) -> tuple[pa.Table, dict]:
         """Groups of equal keys; the first member in keep order is kept, the rest point to it."""
-        if not len(collected):
-            return duplicates_table(pa.array([], pa.string()), Removals.none(0)), group_details(Removals.none(0), 0)
-        table = pa.concat_tables([collected[shard] for shard in collected])
-        uids = table.column("uid").combine_chunks()
-        rank = keep_order(pl.Series(uids), table.column("priority").to_numpy())
-        frame = pl.DataFrame({"key": pl.Series(table.column("key").combine_chunks()), "rank": rank}).with_row_index("item")
+        uids, priority, _ = unpack(rows)
+        if not len(uids):
+            return duplicates_table(uids, np.zeros(0, np.int64), Removals.none(0)), group_details(Removals.none(0), 0)
+        rank = keep_order(pl.Series(uids), priority)
+        frame = pl.DataFrame({"key": pl.Series(rows.column("key").combine_chunks()), "rank": rank}).with_row_index("item")
         frame = frame.with_columns(pl.col("item").sort_by("rank").first().over("key").alias("root"),
                                    pl.len().over("key").alias("size"))
         item, root = frame["item"].to_numpy().astype(np.int64), frame["root"].to_numpy().astype(np.int64)
         removed = root != item
         removals = Removals(removed, np.where(removed, root, -1), np.where(removed, 1.0, np.nan).astype(np.float32),
                             np.where(frame["size"].to_numpy() > 1, rank[root], -1))
-        return duplicates_table(uids, removals), group_details(removals, len(uids))
-
+        return duplicates_table(uids, rank, removals), group_details(removals, len(uids))

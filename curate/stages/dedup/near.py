@@ -1,10 +1,12 @@
 """dedup_near: near-duplicate images, by the cosine similarity of their image embeddings, found
-with FAISS (exact for small pools, IVF for large ones)."""
+with FAISS (exact for small pools, IVF for large ones). Its reduce is one partition: any two
+images of the pool may be similar (semdedup spreads the work over k-means clusters)."""
 
 from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 from pydantic import Field
@@ -12,8 +14,9 @@ from pydantic import Field
 from curate.dedup.greedy import remove
 from curate.dedup.keep import keep_order
 from curate.dedup.search import choose_index, similar_pairs
-from curate.stage import Collected, register
-from curate.stages.dedup.common import DEFAULT_EMBEDDING, DuplicateStage, KeepParams, duplicates_table, gather, group_details
+from curate.partitions import BUCKET
+from curate.stage import register
+from curate.stages.dedup.common import DEFAULT_EMBEDDING, DuplicateStage, KeepParams, duplicates_table, group_details, unpack
 
 
 class NearParams(KeepParams):
@@ -41,17 +44,26 @@ class DedupNear(DuplicateStage):
         """The embedding column."""
         return (self.params.embedding,)
 
-    def find(self, collected: Collected) -> tuple[pa.Table, dict]:
+    def bucket_count(self, prepared: dict | None) -> int:
+        """One bucket: every pair may be similar, so one task compares the whole pool."""
+        return 1
+
+    def buckets(self, rows: pa.Table, prepared: dict | None) -> pa.Table:
+        """Bucket 0 for every row."""
+        return pa.table({BUCKET: np.zeros(rows.num_rows, np.int32)})
+
+    def find(self, rows: pa.Table, prepared: dict | None) -> tuple[pa.Table, dict]:
         """Similar pairs by FAISS, then the keep-order rule."""
         params = self.params
         with self.phase("read"):
-            uids, priority, embeddings = gather(collected, params.embedding)
+            uids, priority, embeddings = unpack(rows, params.embedding)
         choice = choose_index(len(uids), params.index, params.nlist, params.nprobe)
         with self.phase("search"):
             a, b, sim = similar_pairs(embeddings, params.threshold, choice, params.seed)
         with self.phase("keep"):
-            removals = remove(keep_order(pl.Series(uids), priority), a, b, sim)
+            rank = keep_order(pl.Series(uids), priority)
+            removals = remove(rank, a, b, sim)
         details = group_details(removals, len(uids)) | {"pairs": int(len(a)), "index": choice.kind}
         if choice.kind == "ivf":
             details |= {"nlist": choice.nlist, "nprobe": choice.nprobe}
-        return duplicates_table(uids, removals), details
+        return duplicates_table(uids, rank, removals), details

@@ -1,9 +1,15 @@
 """semdedup: SemDeDup (Abbas et al., 2023). Spherical k-means on the image embeddings, then
 within each cluster an image is dropped when its cosine similarity to an image kept before it
-exceeds 1 - eps."""
+exceeds 1 - eps.
+
+Partitioned by cluster: k-means is trained once on a seeded sample (prepare), every shard's
+embeddings are assigned to their nearest centroid in parallel (buckets), and clusters are packed
+into partitions whose tasks compare within their clusters side by side. The largest cluster
+bounds a task's memory; the run summary reports it."""
 
 from __future__ import annotations
 
+import io
 import math
 from typing import Literal
 
@@ -14,12 +20,16 @@ from pydantic import Field
 
 from curate.dedup.greedy import remove, remove_within_groups
 from curate.dedup.keep import keep_order
-from curate.dedup.kmeans import nearest, train_centroids
 from curate.dedup.semantic import pairs_within_clusters
+from curate.dedup.kmeans import nearest, seeded_hash, train_centroids
+from curate.partitions import BUCKET
+from curate.run import file_sha256, read_json, write_atomic, write_json_atomic
 from curate.stage import Collected, register
-from curate.stages.dedup.common import DEFAULT_EMBEDDING, DuplicateStage, KeepParams, duplicates_table, gather, group_details
+from curate.stages.dedup.common import DEFAULT_EMBEDDING, DuplicateStage, KeepParams, duplicates_table, group_details, unpack
 
 CENTROID_DISTANCE = "centroid_distance"
+CENTROID_SIMILARITY = "centroid_similarity"
+CENTROIDS, CENTROIDS_RECORD = "centroids.npy", "centroids.json"
 
 
 class SemDedupParams(KeepParams):
@@ -45,6 +55,7 @@ class SemDedup(DuplicateStage):
     name = "semdedup"
     Params = SemDedupParams
     reason = "semantic_duplicate"
+    buckets_need_prepare = True
 
     def compared_columns(self) -> tuple[str, ...]:
         """The embedding column."""
@@ -53,19 +64,52 @@ class SemDedup(DuplicateStage):
     def _keep_column(self) -> str | None:
         return None if self.params.keep_by == CENTROID_DISTANCE else self.params.keep_by
 
-    def find(self, collected: Collected) -> tuple[pa.Table, dict]:
-        """Cluster, compare within clusters, apply the rule in keep order."""
+    def prepare(self, collected: Collected) -> dict:
+        """Train k-means on a seeded sample of the collected embeddings (the rows whose seeded
+        hash of the uid is smallest, read shard by shard: the task holds the sample, never the
+        pool); its centroids go to report/centroids.npy, reused while the inputs are the same."""
+        params = self.params
+        cached = read_json(collected.report_dir / CENTROIDS_RECORD)
+        if cached and cached["key"] == collected.key and (collected.report_dir / CENTROIDS).is_file():
+            return cached["prepared"]
+        n = sum(collected.rows(shard) for shard in collected)
+        k = params.clusters or math.ceil(math.sqrt(n))
+        with self.phase("k-means"):
+            train = seeded_rows(collected, params.embedding, max(params.train_size, k), params.seed)
+            centroids = train_centroids(train, k, len(train), params.seed, params.iterations)
+        path = collected.report_dir / CENTROIDS
+        buffer = io.BytesIO()
+        np.save(buffer, centroids)
+        write_atomic(path, buffer.getvalue())
+        prepared = {"centroids": str(path), "sha256": file_sha256(path), "clusters": len(centroids),
+                    "dimensions": int(centroids.shape[1]), "trained_on": len(train)}
+        write_json_atomic(collected.report_dir / CENTROIDS_RECORD, {"key": collected.key, "prepared": prepared})
+        return prepared
+
+    def bucket_count(self, prepared: dict | None) -> int:
+        """One bucket per cluster."""
+        return max(1, prepared["clusters"])
+
+    def buckets(self, rows: pa.Table, prepared: dict | None) -> pa.Table:
+        """The nearest centroid of each embedding, and the similarity to it."""
+        _, _, embeddings = unpack(rows, self.params.embedding)
+        centroids = np.load(prepared["centroids"])
+        to_centroid, clusters = (column[:, 0] for column in nearest(embeddings, centroids))
+        return pa.table({BUCKET: pa.array(clusters.astype(np.int32)),
+                         CENTROID_SIMILARITY: pa.array(to_centroid.astype(np.float32))})
+
+    def row_bytes(self, prepared: dict | None) -> float:
+        """The embedding as stored (2 bytes a dimension) and decoded (4), and the uid."""
+        return 6.0 * prepared["dimensions"] + 96
+
+    def find(self, rows: pa.Table, prepared: dict | None) -> tuple[pa.Table, dict]:
+        """Compare within clusters, apply the rule in keep order."""
         params = self.params
         with self.phase("read"):
-            uids, priority, embeddings = gather(collected, params.embedding)
-        k = params.clusters or math.ceil(math.sqrt(len(uids)))
-        with self.phase("k-means"):
-            centroids = train_centroids(embeddings, k, params.train_size, params.seed, params.iterations)
-        with self.phase("assign"):
-            to_centroid, clusters = (column[:, 0] for column in nearest(embeddings, centroids))
-            clusters = clusters.astype(np.int32)
+            uids, priority, embeddings = unpack(rows, params.embedding)
+            clusters = rows.column(BUCKET).to_numpy()
         if params.keep_by == CENTROID_DISTANCE:
-            priority = 1.0 - to_centroid.astype(np.float64)
+            priority = 1.0 - rows.column(CENTROID_SIMILARITY).to_numpy().astype(np.float64)
             priority = priority if params.prefer == "highest" else -priority
         rank, pairs = keep_order(pl.Series(uids), priority), {}
         if params.rule == "kept":  # compared with kept items only: memory does not grow with the copies
@@ -76,8 +120,27 @@ class SemDedup(DuplicateStage):
                 a, b, sim = pairs_within_clusters(embeddings, clusters, 1.0 - params.eps)
             with self.phase("keep"):
                 removals, pairs = remove(rank, a, b, sim, params.rule), {"pairs": int(len(a))}
-        sizes = np.bincount(clusters)
+        sizes = np.bincount(clusters) if len(clusters) else np.zeros(0, np.int64)
         details = group_details(removals, len(uids)) | pairs | {
-            "clusters": len(centroids), "largest_cluster": int(sizes.max(initial=0)),
-            "trained_on": int(min(len(uids), max(params.train_size, k)))}
-        return duplicates_table(uids, removals, cluster=clusters), details
+            "clusters": prepared["clusters"], "largest_cluster": int(sizes.max(initial=0)),
+            "trained_on": prepared["trained_on"]}
+        return duplicates_table(uids, rank, removals, cluster=clusters), details
+
+
+def seeded_rows(collected: Collected, column: str, size: int, seed: int) -> np.ndarray:
+    """The embeddings of the `size` rows whose seeded hash of the uid is smallest, in shard
+    order: a sample that does not depend on how the pool is sharded, read in two passes that
+    each hold one shard and the sample."""
+    smallest = np.zeros(0, np.uint64)
+    for shard in collected:
+        keys = np.concatenate([smallest, seeded_hash(collected.column(shard, "uid"), seed)])
+        smallest = np.partition(keys, size - 1)[:size] if len(keys) > size else keys
+    if not len(smallest):
+        return np.zeros((0, 1), np.float32)
+    cut, parts = smallest.max(), []
+    for shard in collected:
+        table = collected[shard].select(["uid", "priority", column])
+        chosen = seeded_hash(table.column("uid"), seed) <= cut
+        if chosen.any():
+            parts.append(unpack(table.filter(pa.array(chosen)), column)[2])
+    return np.concatenate(parts)
