@@ -83,14 +83,20 @@ class MetaclipBalance(GlobalStage):
         return draw < self.params.size_sample
 
     def reduce(self, collected: Collected) -> dict:
-        """Global entry counts and t."""
-        table = pa.concat_tables(collected.values())
-        counted = table.filter(pc.is_valid(table.column("entry_id")))
-        entry = counted.column("entry_id").to_numpy().astype(np.int64)
-        counts = np.bincount(entry, weights=counted.column("count").to_numpy(), minlength=1).astype(np.int64)
-        return {"t": self._threshold(counts, table), "counts": counts.tolist()}
+        """Global entry counts and t, read shard by shard: the task holds one count per entry
+        and, with target_size, the sampled captions' entry lists, never every shard's table."""
+        counts, sample = np.zeros(1, np.int64), []
+        for shard in collected:
+            table = collected[shard]
+            counted = table.filter(pc.is_valid(table.column("entry_id")))
+            entry = counted.column("entry_id").to_numpy().astype(np.int64)
+            part = np.bincount(entry, weights=counted.column("count").to_numpy(), minlength=1).astype(np.int64)
+            counts = _added(counts, part)
+            if self.params.target_size is not None:
+                sample.append(table.filter(pc.is_null(table.column("entry_id"))).column("ids"))
+        return {"t": self._threshold(counts, sample), "counts": counts.tolist()}
 
-    def _threshold(self, counts: np.ndarray, table: pa.Table) -> float:
+    def _threshold(self, counts: np.ndarray, sample: list[pa.ChunkedArray]) -> float:
         params = self.params
         if params.t is not None:
             return params.t
@@ -98,9 +104,9 @@ class MetaclipBalance(GlobalStage):
             return math.threshold_for_tail(counts, params.tail_fraction)
         if params.tail_entry_fraction is not None:
             return math.threshold_for_tail_entries(counts, params.tail_entry_fraction)
-        sample = table.filter(pc.is_null(table.column("entry_id"))).column("ids")
-        rows, entry = math.flatten(sample)
-        return math.threshold_for_size(params.target_size, rows, entry, counts, len(sample),
+        ids = pa.chunked_array([chunk for column in sample for chunk in column.chunks], pa.list_(pa.int32()))
+        rows, entry = math.flatten(ids)
+        return math.threshold_for_size(params.target_size, rows, entry, counts, len(ids),
                                        scale=1 / params.size_sample)
 
     def apply(self, view: pa.Table, state: dict, shard: str) -> pa.Table:
@@ -153,3 +159,11 @@ class MetaclipBalance(GlobalStage):
         columns |= {"count_before": before[matched], "count_after": after[matched],
                     "p": math.probabilities(before[matched], t)}
         write_parquet_atomic(stage_dir / "report" / "entry_counts.parquet", pa.table(columns))
+
+
+def _added(total: np.ndarray, part: np.ndarray) -> np.ndarray:
+    """Two count vectors added, the shorter one padded with zeros."""
+    if len(part) > len(total):
+        total, part = part, total
+    total[: len(part)] += part
+    return total
