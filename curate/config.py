@@ -23,6 +23,8 @@ class ExecutorConfig(BaseModel):
     kind: Literal["local", "ray"] = "local"
     workers: int | None = Field(default=None, ge=1)
     address: str | None = None
+    check_partitions: int | None = Field(default=None, ge=1, description="partitions of the end-of-run check "
+                                         "(default: one per 8M samples); the outputs are the same for any")
 
 
 class ServeConfig(BaseModel):

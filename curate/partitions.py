@@ -87,8 +87,8 @@ def plan_partitions(sizes: np.ndarray, partitions: int) -> PartitionPlan:
     rows = np.add.reduceat(sizes, bounds[:-1]) if len(sizes) else np.zeros(1, np.int64)
     keep = np.flatnonzero(rows > 0) if total else np.array([0])
     starts = bounds[:-1][keep]
-    ends = np.append(starts[1:], len(sizes)) if len(starts) else np.array([len(sizes)])
-    return PartitionPlan([int(b) for b in np.append(starts, ends[-1])], [int(r) for r in rows[keep]],
+    starts[0] = 0  # empty runs join the next partition: every bucket belongs to one
+    return PartitionPlan([int(b) for b in np.append(starts, len(sizes))], [int(r) for r in rows[keep]],
                          int(sizes.max(initial=0)))
 
 

@@ -203,8 +203,8 @@ class PipelineRun:
                 self.reports.append(self._run_stage(index, stage))
             self.run.remove_temporaries()  # those of tasks whose worker died and that Ray ran again
             deciders = [s.id for s in self.stages if s.decides]
-            summary = self.executor.call(finalize_run, self.run, self.config.name, deciders, self.shards,
-                                         self.reports, self.sink)
+            summary = finalize_run(self.run, self.executor, self.progress, self.config.name, deciders, self.shards,
+                                   self.reports, self.sink, self.config.executor.check_partitions)
         helpers.unlink(missing_ok=True)
         return summary
 

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict
@@ -80,15 +79,6 @@ class Threshold:
     value: float
     keeps: Literal[">=", ">", "<=", "<"]
     label: str
-
-
-@dataclass(frozen=True)
-class SinkResult:
-    """What a sink wrote: a summary for the user, and the uids it wrote (u8,u8 pairs), which
-    the run checks against ingested = curated + dropped."""
-
-    summary: dict
-    uids: np.ndarray
 
 
 class Stage(ABC):
@@ -349,8 +339,15 @@ class SinkStage(ReducingStage):
         ...
 
     @abstractmethod
-    def finalize(self, state: Any, out_dir: Path) -> SinkResult:
-        """Write run-level files once every unit is committed; return what was written."""
+    def unit_uids(self, unit: str, state: Any, out_dir: Path) -> pa.Array:
+        """The uids one written unit holds (read back from what was written), which the run
+        checks against ingested = curated + dropped."""
+        ...
+
+    @abstractmethod
+    def finalize(self, state: Any, out_dir: Path) -> dict:
+        """Write run-level files once every unit is committed and out_dir/subset.npy (the sorted
+        uids of every unit) is written; return the summary's outputs."""
         ...
 
 

@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from curate import InvariantError, load_pipeline, register, run_pipeline
-from curate.finalize import check_invariant
+from curate.run import output_digests
+from curate.accounting import check_invariant
 from curate.io.subset import uids_to_u8u8
 from curate.stages.export.webdataset import ExportWebDataset
 from conftest import jpeg_bytes, write_pipeline
@@ -109,3 +110,20 @@ def test_strict_makes_the_warnings_an_error(tmp_path):
     assert summary["warnings"][0].startswith("ingest_folder: `missing_caption` dropped 19 of the 20 samples")
     strict = CliRunner().invoke(app, ["run", str(tmp_path / "p.yaml"), "--quiet", "--no-report", "--strict"])
     assert strict.exit_code == 2 and "--strict" in strict.output
+
+
+def test_the_check_gives_the_same_outputs_for_any_number_of_partitions(tmp_path, pool):
+    """The check's partitions are ranges of uids: dropped.parquet, the export and its sorted
+    subset.npy are byte-identical for 1, 8 or 64 of them."""
+    digests = {}
+    for partitions in (1, 8, 64):
+        path = write_pipeline(tmp_path / f"p{partitions}.yaml", str(pool / "*.tar"), tmp_path / f"run{partitions}")
+        config = yaml.safe_load(path.read_text())
+        config["executor"]["check_partitions"] = partitions
+        path.write_text(yaml.safe_dump(config))
+        summary = run_pipeline(load_pipeline(path))
+        assert summary["curated"] > 0 and summary["ingested"] == summary["curated"] + summary["dropped"]
+        digests[partitions] = output_digests(tmp_path / f"run{partitions}")
+        assert not (tmp_path / f"run{partitions}" / "_final").exists()
+    assert "export/subset.npy" in digests[1] and "dropped.parquet" in digests[1]
+    assert digests[1] == digests[8] == digests[64]

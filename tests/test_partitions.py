@@ -26,7 +26,7 @@ def test_a_plan_covers_every_bucket_once_in_runs_of_about_equal_rows(partitions)
 
 def test_a_bucket_larger_than_a_share_is_one_partition_and_empty_runs_are_left_out():
     plan = plan_partitions(np.array([0, 0, 100, 0, 1, 1, 0]), 4)
-    assert plan.rows[0] == 100 and sum(plan.rows) == 102 and all(plan.rows)
+    assert plan.rows[0] == 100 and sum(plan.rows) == 102 and all(plan.rows) and plan.bounds[0] == 0
     empty = plan_partitions(np.zeros(5, np.int64), 3)
     assert empty.count == 1 and empty.rows == [0] and empty.bounds == [0, 5]
 

@@ -35,11 +35,12 @@ class Executor(ABC):
         return function(*args)
 
     @abstractmethod
-    def map_shards(self, stage: Stage, tasks: Sequence[Task], shared: Any = None,
+    def map_shards(self, stage: Stage | None, tasks: Sequence[Task], shared: Any = None,
                    on_result: OnResult | None = None) -> list[dict]:
         """Run every task; call on_result as each finishes; return results in task order.
 
         `shared` is sent to the workers once (not once per task). Each worker calls
-        stage.setup() once before its first task.
+        stage.setup() once before its first task. Tasks of no stage (the end-of-run check) are
+        given None for it and reserve one cpu.
         """
         ...

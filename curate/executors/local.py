@@ -16,10 +16,10 @@ class LocalExecutor(Executor):
     def __init__(self) -> None:
         self._ready: set[int] = set()
 
-    def map_shards(self, stage: Stage, tasks: Sequence[Task], shared: Any = None,
+    def map_shards(self, stage: Stage | None, tasks: Sequence[Task], shared: Any = None,
                    on_result: OnResult | None = None) -> list[dict]:
         """Run the tasks in order in this process."""
-        if tasks and id(stage) not in self._ready:
+        if tasks and stage is not None and id(stage) not in self._ready:
             stage.setup()
             self._ready.add(id(stage))
         results = []

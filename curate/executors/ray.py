@@ -29,8 +29,10 @@ _RETRIES_ON_WORKER_DEATH = 3
 _ready: dict[str, Stage] = {}  # per worker process: the stage it last set up
 
 
-def _run(stage_key: str, stage: Stage, task: Task, shared: Any) -> dict:
+def _run(stage_key: str, stage: Stage | None, task: Task, shared: Any) -> dict:
     """Run one task on a worker, setting the stage up the first time this worker sees it."""
+    if stage is None:
+        return task(None, shared)
     if stage_key not in _ready:
         _ready.clear()  # one set-up stage per worker: models of earlier stages are freed
         stage.setup()
@@ -88,10 +90,10 @@ class RayExecutor(Executor):
 
         return psutil.Process().children(recursive=True)
 
-    def parallelism(self, stage: Stage) -> int:
+    def parallelism(self, stage: Stage | None) -> int:
         """How many of the stage's tasks the cluster runs at once, capped by `workers`."""
         total = ray.cluster_resources()
-        res = stage.resources
+        res = stage.resources if stage is not None else Resources()
         fits = [int(total.get("CPU", 0) // res.cpus) if res.cpus else 1 << 30]
         if res.gpus:
             fits.append(int(total.get("GPU", 0) // res.gpus))
@@ -108,13 +110,13 @@ class RayExecutor(Executor):
         remote = ray.remote(_call).options(**_options(resources or Resources()))
         return _get(remote.remote(function, *args))
 
-    def map_shards(self, stage: Stage, tasks: Sequence[Task], shared: Any = None,
+    def map_shards(self, stage: Stage | None, tasks: Sequence[Task], shared: Any = None,
                    on_result: OnResult | None = None) -> list[dict]:
         """Run tasks with a bounded number in flight; results come back in task order."""
         if not tasks:
             return []
-        remote = ray.remote(_run).options(**_options(stage.resources))
-        stage_key = self._stage_keys.setdefault(id(stage), f"{stage.id}-{uuid.uuid4().hex}")
+        remote = ray.remote(_run).options(**_options(stage.resources if stage is not None else Resources()))
+        stage_key = self._stage_keys.setdefault(id(stage), f"{getattr(stage, 'id', 'check')}-{uuid.uuid4().hex}")
         stage_ref, shared_ref = ray.put(stage), ray.put(shared)
         limit = self.parallelism(stage) * _IN_FLIGHT_PER_WORKER
         results: list[dict | None] = [None] * len(tasks)

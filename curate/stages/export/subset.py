@@ -7,15 +7,13 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import Field
 
-from curate.io.subset import uids_to_u8u8, write_subset
 from curate.run import write_parquet_atomic
-from curate.stage import Collected, SinkResult, SinkStage, StageParams, register
+from curate.stage import Collected, SinkStage, StageParams, register
 from curate.view import ViewPlan
 
 
@@ -58,18 +56,17 @@ class ExportSubset(SinkStage):
         digest = write_parquet_atomic(out_dir / "metadata" / f"{unit}.parquet", rows.drop_columns(["drop_reason"]))
         return {"rows": rows.num_rows, "output_sha256": digest, "files": [f"metadata/{unit}.parquet"]}
 
-    def finalize(self, state: dict, out_dir: Path) -> SinkResult:
-        """subset.npy from the written metadata; files of shards no longer curated are removed."""
+    def unit_uids(self, unit: str, state: dict, out_dir: Path) -> pa.Array:
+        """The uids of one shard's curated metadata."""
+        return pq.read_table(out_dir / "metadata" / f"{unit}.parquet", columns=["uid"]).column("uid").combine_chunks()
+
+    def finalize(self, state: dict, out_dir: Path) -> dict:
+        """Files of shards no longer curated are removed (subset.npy is written by the run)."""
         folder = out_dir / "metadata"
         for stale in folder.glob("*.parquet"):
             if stale.stem not in state["units"]:
                 stale.unlink()
-        parts = [uids_to_u8u8(pq.read_table(folder / f"{u}.parquet", columns=["uid"]).column("uid").to_pylist())
-                 for u in state["units"]]
-        uids = np.concatenate(parts) if parts else uids_to_u8u8([])
-        write_subset(out_dir / "subset.npy", uids)
-        summary = {"subset": str(out_dir / "subset.npy"), "curated_metadata": str(folder)}
-        return SinkResult(summary, uids)
+        return {"curated_metadata": str(folder)}
 
 
 def _without_binary(view: ViewPlan) -> ViewPlan:

@@ -12,12 +12,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import Field, model_validator
 
-from curate.io.subset import uids_to_u8u8, write_subset
 from curate.io.inputs import numbered
 from curate.io.tars import tar_bytes
 from curate.run import sha256_hex, write_atomic, write_json_atomic, write_parquet_atomic
 from curate.schema import column_names, validate
-from curate.stage import Collected, SinkResult, SinkStage, StageParams, register
+from curate.stage import Collected, SinkStage, StageParams, register
 from curate.stages.export.pixels import ImageFormat, export_image
 from curate.view import ViewPlan
 
@@ -97,24 +96,26 @@ class ExportWebDataset(SinkStage):
         return {"rows": rows.num_rows, "output_sha256": sha256_hex(tar),
                 "files": [f"shards/{unit}.tar", f"shards/{unit}.parquet"]}
 
-    def finalize(self, state: dict, out_dir: Path) -> SinkResult:
-        """sizes.json and subset.npy; shards left from an earlier, larger export are removed."""
+    def unit_uids(self, unit: str, state: dict, out_dir: Path) -> pa.Array:
+        """The uids of one written shard, from its metadata file."""
+        return pq.read_table(out_dir / "shards" / f"{unit}.parquet", columns=["uid"]).column("uid").combine_chunks()
+
+    def finalize(self, state: dict, out_dir: Path) -> dict:
+        """sizes.json; shards left from an earlier, larger export are removed."""
         shards = out_dir / "shards"
         units = self.units(state)
         for stale in shards.glob("*"):
             if stale.stem not in units and stale.suffix in (".tar", ".parquet"):
                 stale.unlink()
-        tables = [pq.read_table(shards / f"{u}.parquet", columns=["uid", "image_converted"]) for u in units]
-        write_json_atomic(shards / "sizes.json", {f"{u}.tar": t.num_rows for u, t in zip(units, tables)})
-        parts = [uids_to_u8u8(t.column("uid").to_pylist()) for t in tables]
-        uids = np.concatenate(parts) if parts else uids_to_u8u8([])
-        write_subset(out_dir / "subset.npy", uids)
-        converted = sum(pc.sum(t.column("image_converted")).as_py() or 0 for t in tables)
-        summary = {"curated_shards": str(shards), "shard_count": len(units),
-                   "subset": str(out_dir / "subset.npy"), "images_converted": converted,
-                   "images": "as ingested (keep_alpha)" if self.params.keep_alpha else
-                   f"RGB as scored, transparency on white ({self.params.image_format})"}
-        return SinkResult(summary, uids)
+        sizes, converted = {}, 0
+        for unit in units:
+            table = pq.read_table(shards / f"{unit}.parquet", columns=["image_converted"])
+            sizes[f"{unit}.tar"] = table.num_rows
+            converted += pc.sum(table.column("image_converted")).as_py() or 0
+        write_json_atomic(shards / "sizes.json", sizes)
+        return {"curated_shards": str(shards), "shard_count": len(units), "images_converted": converted,
+                "images": "as ingested (keep_alpha)" if self.params.keep_alpha else
+                f"RGB as scored, transparency on white ({self.params.image_format})"}
 
 
 def _kept_rows(state: dict, view: ViewPlan, start: int, stop: int) -> pa.Table:
