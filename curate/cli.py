@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from curate.errors import CurateError, polars_message
+from curate.errors import ConfigError, CurateError, polars_message
 from curate.report import THUMBNAILS
 from curate.train.config import DFN_DEFAULTS
 
@@ -320,6 +320,10 @@ def pools_build(
     model: Optional[str] = typer.Option(None, help="datacomp-like: the open_clip architecture that embeds them"),
     weights: Optional[str] = typer.Option(None, help="datacomp-like: its local weights (default data/dfn, the "
                                           "DFN; 'none': untrained)"),
+    dimensions: Optional[int] = typer.Option(None, min=1, help="datacomp-like: one embedding width for both "
+                                             "models (default DataComp's 512 and 768)"),
+    repeated_images: Optional[float] = typer.Option(None, min=0, max=1, help="datacomp-like: share of rows that "
+                                                    "share their base image's sha256 (default 1)"),
     workers: int = typer.Option(0, help="processes (0: all cores)"),
     force: bool = typer.Option(False, "--force/--no-force", help="build again even if DIR holds this pool"),
 ) -> None:
@@ -327,7 +331,8 @@ def pools_build(
     A pool never holds an evaluation item; a rebuild with the same options is skipped."""
     given = dict(limit=limit, samples_per_shard=samples_per_shard, n=n, seed=seed, noise=noise, start=start,
                  base_url=base_url, image_size=image_size, duplicate_fraction=duplicate_fraction,
-                 junk_fraction=junk_fraction, fmt=fmt, base=base, model=model, weights=weights)
+                 junk_fraction=junk_fraction, fmt=fmt, base=base, model=model, weights=weights,
+                 dimensions=dimensions, repeated_images=repeated_images)
     _build_pool(name, out, workers, force, **{k: v for k, v in given.items() if v is not None})
 
 
@@ -857,13 +862,23 @@ def bench_scale(
     samples_per_shard: int = typer.Option(2000, min=1, help="pool shard size (the same for every size)"),
     quickstart: Path = typer.Option(Path("pipelines/quickstart.yaml"), help="the pipeline to scale"),
     work_dir: Path = typer.Option(Path("data/bench"), help="where the pools and runs go"),
+    pool_kind: str = typer.Option("synthetic", "--pool", help="synthetic (images, the quickstart pipeline) or "
+                                  "datacomp-like (metadata only, the global stages)"),
+    dimensions: int = typer.Option(64, min=1, help="datacomp-like: embedding width (DataComp's: 512 and 768)"),
 ) -> None:
     """The quickstart pipeline (its tiny DFN scoring the images) on generated pools of each
     size on the Ray executor: seconds per stage, peak memory of the driver and of the largest
-    worker, and the cost per sample against the smallest pool's."""
+    worker, and the cost per sample against the smallest pool's. With --pool datacomp-like:
+    metadata-only pools through ingest, basic filter, exact and semantic deduplication, a top
+    fraction, MetaCLIP balancing and the subset, with each stage's peaks."""
     from curate.bench.ingest import default_workers
     from curate.bench.scale import scale_pipeline, time_scale_run
 
+    if pool_kind == "datacomp-like":
+        return _bench_scale_metadata([int(size) for size in sizes.split(",")], workers or default_workers(),
+                                     dimensions, work_dir)
+    if pool_kind != "synthetic":
+        _fail(ConfigError(f"--pool must be synthetic or datacomp-like, not {pool_kind!r}"))
     results = []
     for n in (int(size) for size in sizes.split(",")):
         pool = work_dir / f"pool-{n}-{samples_per_shard}"
@@ -875,6 +890,41 @@ def bench_scale(
         except CurateError as error:
             _fail(error)
         console.print(_scale_tables(results))  # after each size, so a later failure loses nothing
+
+
+def _bench_scale_metadata(sizes: list[int], workers: int, dimensions: int, work_dir: Path) -> None:
+    from curate.bench.scale import time_metadata_run_in_process
+    from curate.metaclip.metadata import build_metadata, write_metadata
+
+    metadata = work_dir / "metadata.json"
+    if not metadata.exists():
+        write_metadata(metadata, build_metadata())
+    results = []
+    for n in sizes:
+        pool = work_dir / f"datacomp-like-{n}-{dimensions}d"
+        _build_pool("datacomp-like", pool, 0, n=n, base="web", weights="none", dimensions=dimensions,
+                    repeated_images=0.1)
+        with console.status(f"metadata-only pipeline on {n:,} rows"):
+            results.append(time_metadata_run_in_process(pool, work_dir / f"run-scale-metadata-{n}", metadata, n,
+                                                        workers))
+        console.print(_metadata_scale_table(results))
+
+
+def _metadata_scale_table(results) -> Table:
+    first, _ = results[0]
+    rows = {"curated": [f"{r.curated:,}" for r, _ in results], "seconds": [f"{r.seconds:,.1f}" for r, _ in results],
+            "core ms / sample": [f"{r.core_ms_per_sample:.4f}" for r, _ in results],
+            "vs smallest pool": [f"{r.core_ms_per_sample / first.core_ms_per_sample:.2f}x" for r, _ in results],
+            "driver peak MiB": [f"{r.driver_peak_mib:,.0f}" for r, _ in results],
+            "largest worker peak MiB": [f"{r.worker_peak_mib:,.0f}" for r, _ in results]}
+    for stage in first.stage_seconds:
+        rows[f"{stage}: s"] = [f"{r.stage_seconds[stage]:,.1f}" for r, _ in results]
+        rows[f"{stage}: core us / sample"] = [f"{1e6 * r.stage_seconds[stage] * r.workers / r.samples:,.2f}"
+                                              for r, _ in results]
+        rows[f"{stage}: worker / driver MiB"] = [f"{p.get(stage, (0, 0))[0] / 2**20:,.0f} / "
+                                                 f"{p.get(stage, (0, 0))[1] / 2**20:,.0f}" for _, p in results]
+    return _figures_table(f"metadata-only global stages on Ray, {first.workers} workers",
+                          [f"{r.samples:,}" for r, _ in results], rows)
 
 
 def _scale_tables(results) -> Table:

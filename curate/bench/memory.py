@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from contextlib import suppress
 
 import psutil
@@ -17,6 +18,7 @@ class MemorySampler:
         self.driver_peak = 0
         self.child_peak = 0
         self.tree_peak = 0
+        self.timeline: list[tuple[float, int, int]] = []  # (perf_counter, driver, largest child) per poll
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
 
@@ -32,12 +34,14 @@ class MemorySampler:
         me = psutil.Process()
         while not self._stop.is_set():
             driver = me.memory_info().rss
-            tree = driver
+            tree, largest = driver, 0
             for child in me.children(recursive=True):
                 with suppress(psutil.Error):  # a child that just ended
                     rss = child.memory_info().rss
                     tree += rss
-                    self.child_peak = max(self.child_peak, rss)
+                    largest = max(largest, rss)
+            self.child_peak = max(self.child_peak, largest)
+            self.timeline.append((time.perf_counter(), driver, largest))
             self.driver_peak = max(self.driver_peak, driver)
             self.tree_peak = max(self.tree_peak, tree)
             self._stop.wait(self.interval)

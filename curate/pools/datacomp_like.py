@@ -124,20 +124,31 @@ def _jittered(vectors: np.ndarray, rng: np.random.Generator, scale: float) -> np
 
 
 _BASE: Base | None = None
+_LAYOUT: Layout | None = None
 
 
-def _set_base(base: Base) -> None:
-    global _BASE
-    _BASE = base
+@dataclass(frozen=True)
+class Layout:
+    """What a build chooses beyond the base: the embeddings' widths per model, and the share of
+    rows whose image is their base pair's own (one image at many URLs: the same sha256)."""
+
+    widths: tuple[tuple[str, int], ...] = tuple(DIMENSIONS.items())
+    repeated_images: float = 1.0
 
 
-def shard_rows(base: Base, seed: int, shard: int, rows: int) -> tuple[pa.Table, dict[str, np.ndarray]]:
-    """One metadata file and its embeddings: a pure function of (base, seed, shard)."""
+def _set_base(base: Base, layout: Layout) -> None:
+    global _BASE, _LAYOUT
+    _BASE, _LAYOUT = base, layout
+
+
+def shard_rows(base: Base, seed: int, shard: int, rows: int,
+               layout: Layout = Layout()) -> tuple[pa.Table, dict[str, np.ndarray]]:
+    """One metadata file and its embeddings: a pure function of (base, seed, shard, layout)."""
     rng = np.random.default_rng([seed, shard])
     picked = rng.integers(0, len(base.captions), rows)
     caption_of = np.where(rng.random(rows) < MISMATCHED, rng.integers(0, len(base.captions), rows), picked)
     arrays, scores = {}, {}
-    for model, width in DIMENSIONS.items():
+    for model, width in layout.widths:
         image = _jittered(base.image[picked] @ isometry(base.image.shape[1], width, seed), rng, NOISE[model])
         text = _jittered(base.text[caption_of] @ isometry(base.text.shape[1], width, seed), rng, NOISE[model])
         arrays[f"{model}_img"], arrays[f"{model}_txt"] = image.astype("<f2"), text.astype("<f2")
@@ -147,22 +158,25 @@ def shard_rows(base: Base, seed: int, shard: int, rows: int) -> tuple[pa.Table, 
     hexes = rng.bytes(16 * rows).hex()
     uids = [hexes[32 * i: 32 * i + 32] for i in range(rows)]
     faces = [[[float(v) for v in np.sort(rng.random(4))]] if f else [] for f in rng.random(rows) < FACES]
+    own = rng.random(rows) >= layout.repeated_images  # drawn last: a layout of 1.0 changes no other value
+    sha256 = [hashlib.sha256(uid.encode()).hexdigest() if mine else base.sha256[i]
+              for uid, i, mine in zip(uids, picked, own)]
     table = pa.table({
         "uid": uids, "url": [f"https://datacomp-like.invalid/{shard}/{i}.jpg" for i in range(rows)],
         "text": [base.captions[i] for i in caption_of], "original_width": sizes[:, 0],
         "original_height": sizes[:, 1], "clip_b32_similarity_score": scores["b32"],
         "clip_l14_similarity_score": scores["l14"], "face_bboxes": faces,
-        "sha256": [base.sha256[i] for i in picked]}, schema=SCHEMA)
+        "sha256": sha256}, schema=SCHEMA)
     return table, arrays
 
 
-def write_target(path: Path, base: Base, seed: int) -> None:
+def write_target(path: Path, base: Base, seed: int, layout: Layout = Layout()) -> None:
     """The image-based filter's target (DataComp's is ImageNet-1k train): every tenth base image,
     jittered, in both models' spaces (keys b32_img, l14_img)."""
     rng = np.random.default_rng([seed, 1 << 40])  # no shard has this number
     chosen = base.image[::TARGET_EVERY]
     arrays = {f"{model}_img": _jittered(chosen @ isometry(chosen.shape[1], width, seed), rng, NOISE[model]).astype("<f2")
-              for model, width in DIMENSIONS.items()}
+              for model, width in layout.widths}
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     write_atomic(path, buffer.getvalue())
@@ -174,7 +188,7 @@ def shard_stem(seed: int, shard: int) -> str:
 
 
 def _write_shard(folder: str, seed: int, shard: int, rows: int) -> int:
-    table, arrays = shard_rows(_BASE, seed, shard, rows)
+    table, arrays = shard_rows(_BASE, seed, shard, rows, _LAYOUT)
     stem = Path(folder) / shard_stem(seed, shard)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
@@ -183,17 +197,17 @@ def _write_shard(folder: str, seed: int, shard: int, rows: int) -> int:
     return rows
 
 
-def _write_shards(folder: Path, base: Base, seed: int, counts: list[int], workers: int,
+def _write_shards(folder: Path, base: Base, layout: Layout, seed: int, counts: list[int], workers: int,
                   progress: Callable[[int], None]) -> None:
     jobs = [(str(folder), seed, shard, rows) for shard, rows in enumerate(counts)]
     if workers == 1:
-        _set_base(base)
+        _set_base(base, layout)
         for job in jobs:
             progress(_write_shard(*job))
         return
     ctx = multiprocessing.get_context("spawn")  # the caller may hold threads a fork would copy mid-use
     with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=ctx, initializer=_set_base,
-                             initargs=(base,)) as pool:
+                             initargs=(base, layout)) as pool:
         for rows in pool.map(_write_shard, *zip(*jobs)):
             progress(rows)
 
@@ -201,13 +215,20 @@ def _write_shards(folder: Path, base: Base, seed: int, counts: list[int], worker
 def build_datacomp_like(out: Path, n: int, *, base: str = "web", limit: int | None = None,
                         model: str = "curate-tiny-vit", weights: str | None = "data/dfn",
                         samples_per_shard: int = 10_000, seed: int = 0, workers: int = 1,
+                        dimensions: int | None = None, repeated_images: float = 1.0,
                         progress: Callable[[int], None] | None = None) -> dict:
     """DataComp's pool layout with `n` rows resampled from embedded real pairs (see the module);
-    `weights` None or "none": an untrained model."""
+    `weights` None or "none": an untrained model. dimensions: one width for both models'
+    embeddings instead of DataComp's 512 and 768 (a large pool that fits a disk);
+    repeated_images: the share of rows that share their base image's sha256 (the others get
+    one of their own, so exact deduplication leaves them)."""
     if weights is not None and weights.lower() == "none":
         weights = None
-    if n < 1 or samples_per_shard < 1:
-        raise ValueError("n and samples_per_shard must be at least 1")
+    if n < 1 or samples_per_shard < 1 or (dimensions is not None and dimensions < 1):
+        raise ValueError("n, samples_per_shard and dimensions must be at least 1")
+    if not 0 <= repeated_images <= 1:
+        raise ValueError("repeated_images is a share, from 0 to 1")
+    layout = Layout(tuple((m, dimensions or w) for m, w in DIMENSIONS.items()), repeated_images)
     if weights is not None and not Path(weights).exists():
         raise ValueError(f"no CLIP weights at {weights}: train the DFN first (`curate train-dfn --out data/dfn`), "
                          f"or name a model's weights with --weights (none: an untrained {model})")
@@ -216,10 +237,11 @@ def build_datacomp_like(out: Path, n: int, *, base: str = "web", limit: int | No
     folder = out / "metadata"
     folder.mkdir(parents=True, exist_ok=True)
     counts = [min(samples_per_shard, n - start) for start in range(0, n, samples_per_shard)]
-    _write_shards(folder, embedded, seed, counts, workers, progress or (lambda _: None))
-    write_target(out / "target.npz", embedded, seed)
+    _write_shards(folder, embedded, layout, seed, counts, workers, progress or (lambda _: None))
+    write_target(out / "target.npz", embedded, seed, layout)
     stems = [shard_stem(seed, shard) for shard in range(len(counts))]
     return write_manifest(out, {
         "name": "datacomp-like", "kind": "pool", "format": "datacomp", "n": n, "base_pairs": len(embedded.captions),
         "embedded_with": {"model": model, "weights": weights}, "shards": stems,
+        "dimensions": dict(layout.widths), "repeated_images": repeated_images,
         "target": "target.npz", "outputs": ["metadata", "target.npz"]})

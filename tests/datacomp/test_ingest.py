@@ -173,3 +173,16 @@ def test_borrowed_embeddings_are_read_for_alive_rows_only(datacomp_pool, tmp_pat
     expected = np.load(npz_path(spec.location[0].removeprefix("file://")))["l14_img"][alive]
     stored = np.frombuffer(b"".join(read.column("l14_img").drop_null().to_pylist()), "<f2").reshape(-1, 768)
     assert np.array_equal(stored, expected)
+
+
+def test_builder_can_narrow_the_embeddings_and_give_most_rows_an_image_of_their_own(tmp_path):
+    from curate.pools import build
+
+    build("datacomp-like", tmp_path / "pool", n=400, base="synthetic", limit=10, weights=None,
+          samples_per_shard=400, dimensions=16, repeated_images=0.25)
+    [npz] = (tmp_path / "pool" / "metadata").glob("*.npz")
+    arrays = np.load(npz)
+    assert {arrays[key].shape for key in ("b32_img", "b32_txt", "l14_img", "l14_txt")} == {(400, 16)}
+    sha = pq.read_table(npz.with_suffix(".parquet")).column("sha256").to_pylist()
+    repeated = sum(1 for value in sha if sha.count(value) > 1)
+    assert 50 < repeated < 150 and len(set(sha)) > 250  # about a quarter share one of 10 base images
