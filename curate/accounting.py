@@ -66,17 +66,25 @@ class ShardAccount:
 
 @dataclass(frozen=True)
 class UnitAccount:
-    """Phase 2 for one sink unit: the uids it wrote, bucketed."""
+    """Phase 2 for one sink unit: the uids it wrote, bucketed (the sink's state is shared)."""
 
     run_root: str
     unit: str
-    state: Any
 
-    def __call__(self, stage: Any, shared: Any) -> dict:
+    def __call__(self, stage: Any, state: Any) -> dict:
         run = RunDir(self.run_root)
-        uids = stage.unit_uids(self.unit, self.state, run.stage_dir(stage.id))
+        uids = stage.unit_uids(self.unit, state, run.stage_dir(stage.id))
         write_parquet_atomic(run.root / FOLDER / "curated" / f"{self.unit}.parquet", uid_table(uids))
         return {"shard": self.unit, "curated": len(uids)}
+
+
+@dataclass(frozen=True)
+class Accounted:
+    """What every range check shares, sent once: the ingest shards, and the sink's units (None:
+    no sink, the alive uids are the curated ones)."""
+
+    shards: list[str]
+    units: list[str] | None
 
 
 @dataclass(frozen=True)
@@ -87,17 +95,16 @@ class RangeCheck:
     name: str
     low: int
     high: int
-    shards: tuple[str, ...]
-    units: tuple[str, ...] | None  # None: no sink, the alive uids are the curated ones
 
-    def __call__(self, stage: Any, shared: Any) -> dict:
+    def __call__(self, stage: Any, accounted: Accounted) -> dict:
         folder = RunDir(self.run_root).root / FOLDER
-        ingested = read_partition({s: folder / "ingested" / f"{s}.parquet" for s in self.shards}, self.low, self.high)
+        ingested = read_partition({s: folder / "ingested" / f"{s}.parquet" for s in accounted.shards},
+                                  self.low, self.high)
         pairs, alive = _pairs(ingested), ingested.column("alive").to_numpy(zero_copy_only=False)
-        if self.units is None:
+        if accounted.units is None:
             curated = pairs[alive]
         else:
-            curated = _pairs(read_partition({u: folder / "curated" / f"{u}.parquet" for u in self.units},
+            curated = _pairs(read_partition({u: folder / "curated" / f"{u}.parquet" for u in accounted.units},
                                             self.low, self.high))
         check_invariant(pairs, curated, pairs[~alive])
         ordered = sorted_pairs(curated)

@@ -8,7 +8,8 @@ import shutil
 from collections import Counter
 from typing import Any
 
-from curate.accounting import FOLDER, ROW_BYTES, RangeCheck, ShardAccount, UnitAccount, write_dropped, write_subset_parts
+from curate.accounting import (FOLDER, ROW_BYTES, Accounted, RangeCheck, ShardAccount, UnitAccount, write_dropped,
+                               write_subset_parts)
 from curate.drop_warnings import drop_warnings
 from curate.partitions import HASH_BUCKETS, plan_for
 from curate.progress import Progress
@@ -32,13 +33,12 @@ def finalize_run(run: RunDir, executor, progress: Progress, name: str, deciders:
     if sink:
         units = sink[0].units(sink[1])
         with progress.stage("check (outputs)", len(units)) as bar:
-            executor.map_shards(sink[0], [UnitAccount(str(run.root), unit, sink[1]) for unit in units], None, bar.advance)
+            executor.map_shards(sink[0], [UnitAccount(str(run.root), unit) for unit in units], sink[1], bar.advance)
     ingested_files = [run.root / FOLDER / "ingested" / f"{shard}.parquet" for shard in shards]
     plan = executor.call(plan_for, ingested_files, HASH_BUCKETS, CHECK_PARTITION_BYTES // ROW_BYTES, partitions)
-    checks = [RangeCheck(str(run.root), plan.name(p), plan.bounds[p], plan.bounds[p + 1], tuple(shards),
-                         tuple(units) if units is not None else None) for p in range(plan.count)]
+    checks = [RangeCheck(str(run.root), plan.name(p), plan.bounds[p], plan.bounds[p + 1]) for p in range(plan.count)]
     with progress.stage("check (uids)", len(checks)) as bar:
-        counts = executor.map_shards(None, checks, None, bar.advance)
+        counts = executor.map_shards(None, checks, Accounted(shards, units), bar.advance)
     curated = sum(count["curated"] for count in counts)
     written = executor.call(_write_outputs, run, shards, sink, [c.name for c in checks], curated)
     shutil.rmtree(run.root / FOLDER, ignore_errors=True)

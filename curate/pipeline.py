@@ -23,8 +23,8 @@ from curate.run import LOCK, RunDir, is_committed, stable_hash, write_atomic
 from curate.partitions import BUCKETS, REDUCED, PartitionPlan, plan_for
 from curate.stage import (Collected, GlobalStage, PartitionedStage, ReducingStage, ShardStage, SinkStage,
                           SourceStage, Stage)
-from curate.tasks import (COLLECT, DONE, PHASES, ApplyTask, BucketTask, CollectTask, PartitionTask, ShardTask,
-                          SinkTask, SourceTask)
+from curate.tasks import (COLLECT, DONE, PHASES, ApplyTask, BucketTask, CollectTask, PartitionInputs, PartitionTask,
+                          ShardTask, SinkTask, SourceTask)
 from curate.view import UpstreamStage, plan_view
 
 _HELPERS = ".helper-processes.json"
@@ -236,14 +236,14 @@ class PipelineRun:
         plan = self.executor.call(plan_for, list(inputs.values()), stage.bucket_count(prepared), target_rows,
                                   stage.partitions())
         salt = stable_hash([collected.key, prepared])
-        shards = {shard: str(path) for shard, path in inputs.items()}
         todo = {plan.name(p): PartitionTask(str(self.run.root), plan.name(p), self.hashes[index],
-                                            stable_hash([salt, plan.bounds[p], plan.bounds[p + 1]]), shards=shards,
+                                            stable_hash([salt, plan.bounds[p], plan.bounds[p + 1]]),
                                             low=plan.bounds[p], high=plan.bounds[p + 1], rows=plan.rows[p])
                 for p in range(plan.count)}
         self.run.remove_stale_units(stage.id, REDUCED, list(todo))
         reduced = StageReport(stage.id, stage.name)
-        results = self._execute(stage, index, reduced, todo, prepared, phase=REDUCED)
+        shared = PartitionInputs(prepared, {shard: str(path) for shard, path in inputs.items()})
+        results = self._execute(stage, index, reduced, todo, shared, phase=REDUCED)
         state = stage.combine([marker["result"] for marker in results.values()], prepared)
         self._apply(stage, index, report, state)
         report.details = (report.details or {}) | partition_figures(plan, reduced, results.values(), prepare_seconds)

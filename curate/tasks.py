@@ -122,20 +122,28 @@ class BucketTask(TaskBase):
 
 
 @dataclass(frozen=True)
+class PartitionInputs:
+    """What every partition task of a stage shares, sent once: the prepared state, and each
+    shard's bucketed rows (shard -> path)."""
+
+    prepared: Any
+    shards: dict[str, str]
+
+
+@dataclass(frozen=True)
 class PartitionTask(TaskBase):
     """Phase 2 of a partitioned stage: reduce one partition (self.shard names it), the rows of
-    buckets low..high-1 read from every shard's bucketed rows (shard -> path)."""
+    buckets low..high-1 read from every shard's bucketed rows."""
 
-    shards: dict[str, str]
     low: int
     high: int
     rows: int
 
-    def __call__(self, stage, prepared: Any) -> dict:
+    def __call__(self, stage, inputs: PartitionInputs) -> dict:
         started = time.perf_counter()
-        run = RunDir(self.run_root)
+        run, prepared = RunDir(self.run_root), inputs.prepared
         check_fits(stage.id, self.shard, self.rows, stage.row_bytes(prepared), available_memory(stage))
-        rows = read_partition({shard: Path(path) for shard, path in self.shards.items()}, self.low, self.high)
+        rows = read_partition({shard: Path(path) for shard, path in inputs.shards.items()}, self.low, self.high)
         result = stage.reduce_partition(rows, prepared, run.stage_dir(stage.id) / "report", self.shard)
         files = [run.relative(Path(path)) for path in result["files"]]
         marker = self._marker(started, rows=rows.num_rows, result=result, files=files,

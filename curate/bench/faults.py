@@ -33,6 +33,10 @@ from curate.run import output_digests
 _COLOURS = tuple(name for name, _ in COLORS)
 _TASK_TITLES = ("ray::_run", "ray::_call")  # shard tasks; a reduce or the final check
 _RESUMES = 3  # runs without a fault allowed after the last one before a trial counts as failed
+PARTITIONS = 4  # of each deduplication stage's reduce, so that a fault can hit one of several
+REDUCE = "_reduce"  # the phase folder of a partitioned reduce's markers
+AIMED = 1 / 3  # share of faults aimed at a partitioned reduce rather than at a random moment
+_PHASES = ("_collect", "_bucket", REDUCE, "_done")
 
 
 def fault_metadata() -> list[str]:
@@ -49,9 +53,10 @@ def fault_pipeline(pool: Path, run_dir: Path, metadata: Path, samples_per_shard:
         {"stage": "caption_junk"},
         {"stage": "basic_filter", "params": {"min_side": 32}},
         {"stage": "select", "params": {"filters": {"mostly_not_letters": "caption_alpha_fraction >= 0.6"}}},
-        {"stage": "dedup_exact", "params": {"keep_by": "caption_words"}},
+        {"stage": "dedup_exact", "params": {"keep_by": "caption_words", "partitions": PARTITIONS}},
         {"stage": "clip_score", "params": {"name": "dfn", "model": "curate-tiny-vit", "device": "cpu"}},
-        {"stage": "semdedup", "params": {"embedding": "dfn_image_embedding", "keep_by": "dfn_score"}},
+        {"stage": "semdedup", "params": {"embedding": "dfn_image_embedding", "keep_by": "dfn_score",
+                                         "clusters": 16, "partitions": PARTITIONS}},
         {"stage": "select_top_fraction", "params": {"column": "dfn_score", "fraction": 0.7}},
         {"stage": "metaclip_match", "params": {"metadata": str(metadata)}},
         {"stage": "metaclip_balance", "params": {"t": 40, "metadata": str(metadata)}},
@@ -65,7 +70,9 @@ class Fault:
 
     target: str  # "driver" or "worker"
     at: float
+    during: str | None = None  # REDUCE: struck when a partitioned reduce is under way, not at `at`
     stage: str | None = None
+    phase: str | None = None  # the phase of the stage that was struck
     hit: bool = False  # False: the run ended first, or no worker was busy
     leaked: int = 0  # processes of a killed driver still running once the trial ended (then killed)
     family: list = field(default_factory=list, repr=False)  # the killed driver's processes
@@ -149,14 +156,30 @@ def running_stage(run_dir: Path, stage_ids: list[str]) -> str | None:
     return started[-1] if started else None
 
 
+def running_phase(run_dir: Path, stage: str | None) -> str | None:
+    """The latest phase a stage has started: collect, bucket, reduce or its output (_done)."""
+    started = [phase for phase in _PHASES if stage and (run_dir / stage / phase).is_dir()]
+    return started[-1] if started else None
+
+
+def _reducing(run_dir: Path, stage_ids: list[str]) -> bool:
+    """A partitioned reduce is under way: its stage has begun reducing, not yet applying."""
+    stage = running_stage(run_dir, stage_ids)
+    return running_phase(run_dir, stage) == REDUCE
+
+
 def inject(process: subprocess.Popen, started: float, fault: Fault, run_dir: Path, stage_ids: list[str]) -> None:
-    """Wait until fault.at seconds after the run started, then SIGKILL the fault's target;
-    record the moment, the stage, and whether it hit a live run."""
+    """Wait until fault.at seconds after the run started (or, for a fault aimed at a reduce,
+    until one is under way), then SIGKILL the fault's target; record the moment, the stage and
+    its phase, and whether it hit a live run."""
     driver = psutil.Process(process.pid)
-    while time.monotonic() < started + fault.at and process.poll() is None:
-        time.sleep(0.01)
+    waiting = (lambda: not _reducing(run_dir, stage_ids)) if fault.during == REDUCE else \
+        (lambda: time.monotonic() < started + fault.at)
+    while waiting() and process.poll() is None:
+        time.sleep(0.005)
     while process.poll() is None:
         fault.stage = running_stage(run_dir, stage_ids)
+        fault.phase = running_phase(run_dir, fault.stage)
         fault.at = round(time.monotonic() - started, 2)
         if fault.target == "driver":
             fault.family = _descendants(driver)
@@ -222,14 +245,16 @@ def _result_problem(run_dir: Path, reference: dict[str, str], stage_ids: list[st
 
 
 def plan_trials(count: int, executors: list[str], durations: dict[str, float], seed: int) -> list[Trial]:
-    """Trials cycling over the executors, each with one to three faults at random moments;
-    worker faults only where there are Ray workers."""
+    """Trials cycling over the executors, each with one to three faults at random moments (a
+    third of them when a partitioned reduce is under way); worker faults only where there are
+    Ray workers."""
     rng = random.Random(seed)
     trials = []
     for index in range(count):
         executor = executors[index % len(executors)]
         targets = ("driver", "worker") if executor == "ray" else ("driver",)
-        faults = [Fault(rng.choice(targets), round(rng.uniform(0.02, 0.95) * durations[executor], 2))
+        faults = [Fault(rng.choice(targets), round(rng.uniform(0.02, 0.95) * durations[executor], 2),
+                        REDUCE if rng.random() < AIMED else None)
                   for _ in range(rng.randint(1, 3))]
         trials.append(Trial(index, executor, faults))
     return trials
@@ -288,7 +313,8 @@ def results_table(trials: list[Trial], durations: dict[str, float]):
     for column in ("trial", "executor", "faults (target @ s, stage)", "runs", "result"):
         table.add_column(column)
     for trial in trials:
-        faults = "; ".join(f"{f.target} @ {f.at:.1f} s, {f.stage or 'starting'}" + ("" if f.hit else " (missed)")
+        faults = "; ".join(f"{f.target} @ {f.at:.1f} s, {f.stage or 'starting'}"
+                           + (" (reduce)" if f.phase == REDUCE else "") + ("" if f.hit else " (missed)")
                            + (f", {f.leaked} leaked" if f.leaked else "") for f in trial.faults)
         table.add_row(str(trial.index), trial.executor, faults, str(trial.runs), "identical" if trial.ok else trial.problem)
     return table
@@ -301,5 +327,6 @@ def summary_line(trials: list[Trial]) -> str:
     stages = sorted({f.stage or "starting" for f in hits})
     return (f"{sum(t.ok for t in trials)}/{len(trials)} trials identical to the uninterrupted run; "
             f"{len(hits)} faults hit ({by_target['driver']} driver, {by_target['worker']} worker), "
-            f"{sum(not f.hit for t in trials for f in t.faults)} missed; stages hit: {', '.join(stages)}; "
+            f"{sum(not f.hit for t in trials for f in t.faults)} missed; "
+            f"{sum(f.phase == REDUCE for f in hits)} during a partitioned reduce; stages hit: {', '.join(stages)}; "
             f"processes leaked by a killed driver: {sum(f.leaked for f in hits)}")

@@ -47,3 +47,12 @@ def test_the_uid_check_finds_a_lost_and_a_doubled_uid(bench, tmp_path):
     pq.write_table(pa.concat_tables([dropped, dropped.slice(0, 1)]), run / "dropped.parquet")
     assert faults.uid_problem(run, bench.stage_ids[0], "export") == "a uid is dropped twice"
     assert "differ from the uninterrupted run" in faults._result_problem(run, bench.reference, bench.stage_ids)
+
+
+@pytest.mark.parametrize("executor, target", [("local", "driver"), ("ray", "worker"), ("ray", "driver")])
+def test_a_kill_during_a_partitioned_reduce_resumes_to_the_uninterrupted_result(bench, tmp_path, executor, target):
+    planned = [faults.Fault(target, 0.0, faults.REDUCE)]
+    trial = faults.run_trial(faults.Trial(0, executor, planned), bench.pipeline, tmp_path / "run", 2,
+                             bench.reference, bench.stage_ids)
+    assert trial.ok, trial.problem
+    assert planned[0].hit and planned[0].phase == faults.REDUCE and planned[0].stage in ("dedup_exact", "semdedup")
