@@ -76,23 +76,28 @@ def time_scale_run(config: PipelineConfig, workers: int) -> ScaleResult:
 
 # The metadata-only scale benchmark: a DataComp-layout pool through the global stages.
 T_PER_SAMPLE = 20_000 / 400e6  # MetaCLIP's t, scaled to the pool (20,000 for 400M captions)
+ROWS_PER_PARTITION = 250_000  # of the pool, for the partitioned reduces: P grows with the pool
 
 
 def metadata_pipeline(pool: Path, run_dir: Path, metadata: Path, n: int) -> PipelineConfig:
     """ingest -> basic filter -> exact and semantic deduplication -> top half by L/14 score ->
-    MetaCLIP matching and balancing -> subset, on the pool's metadata and B/32 embeddings."""
+    MetaCLIP matching and balancing -> subset, on the pool's metadata and B/32 embeddings. The
+    partitioned reduces and the end-of-run check get one partition per 250,000 samples of the
+    pool, as an operator sizes them to the workers, so that a task's share stays the same."""
+    partitions = max(1, n // ROWS_PER_PARTITION)
     stages = [
         {"stage": "ingest_datacomp", "params": {"inputs": str(pool / "metadata" / "*.parquet"),
                                                 "embeddings": ["b32_img"]}},
         {"stage": "basic_filter"},
-        {"stage": "dedup_exact"},
-        {"stage": "semdedup", "params": {"embedding": "b32_img"}},
+        {"stage": "dedup_exact", "params": {"partitions": partitions}},
+        {"stage": "semdedup", "params": {"embedding": "b32_img", "partitions": partitions}},
         {"stage": "select_top_fraction", "params": {"column": "clip_l14_similarity_score", "fraction": 0.5}},
         {"stage": "metaclip_match", "params": {"metadata": str(metadata)}},
         {"stage": "metaclip_balance", "params": {"t": max(1.0, T_PER_SAMPLE * n)}},
         {"stage": "export_subset"},
     ]
-    return PipelineConfig(name="bench-scale-metadata", run_dir=run_dir, stages=stages)
+    return PipelineConfig(name="bench-scale-metadata", run_dir=run_dir, stages=stages,
+                          executor={"kind": "ray", "check_partitions": partitions})
 
 
 class PhaseTimes(NullProgress):
