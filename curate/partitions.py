@@ -154,6 +154,21 @@ def check_fits(stage_id: str, name: str, rows: int, bytes_per_row: float, availa
             f"or, for semdedup, more `clusters` (one cluster is never split)")
 
 
+def single_threaded():
+    """A context in which BLAS and OpenMP (numpy's and FAISS's products) use one thread: the same
+    sums in the same order on every executor, as a Ray worker (one cpu) computes them, where the
+    local driver would spread them over its cores and round differently in the last bit."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1)
+
+
+def prepared_state(stage, collected):
+    """A partitioned stage's prepare step (k-means, an evaluation set's embeddings), one thread."""
+    with single_threaded():
+        return stage.prepare(collected)
+
+
 def available_memory(stage) -> int:
     """The bytes a task of this stage may use: what it reserved, when it did, capped by what
     the machine has free now."""

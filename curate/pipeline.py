@@ -20,7 +20,7 @@ from curate.finalize import finalize_run
 from curate.io.serve import serve_folder
 from curate.progress import NullProgress, Progress
 from curate.run import LOCK, RunDir, is_committed, stable_hash, write_atomic
-from curate.partitions import BUCKETS, REDUCED, PartitionPlan, plan_for
+from curate.partitions import BUCKETS, REDUCED, PartitionPlan, plan_for, prepared_state
 from curate.stage import (Collected, GlobalStage, PartitionedStage, ReducingStage, ShardStage, SinkStage,
                           SourceStage, Stage)
 from curate.tasks import (COLLECT, DONE, PHASES, ApplyTask, BucketTask, CollectTask, PartitionInputs, PartitionTask,
@@ -229,7 +229,7 @@ class PipelineRun:
         """collect -> prepare -> bucket -> reduce P partitions in parallel -> combine -> apply."""
         collected = self._collect(stage, index)
         started = time.perf_counter()
-        prepared = self.executor.call(stage.prepare, collected, resources=stage.resources)
+        prepared = self.executor.call(prepared_state, stage, collected, resources=stage.resources)
         prepare_seconds = time.perf_counter() - started
         inputs = self._bucketed(stage, index, collected, prepared)
         target_rows = int(stage.partition_bytes / stage.row_bytes(prepared))

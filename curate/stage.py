@@ -310,15 +310,16 @@ class PartitionedStage(GlobalStage):
     def reduce(self, collected: Collected) -> dict:
         """Every step in this process, over one partition: the state of the same stage run
         partitioned, for any P."""
-        from curate.partitions import SHARD, bucketed
+        from curate.partitions import SHARD, bucketed, prepared_state, single_threaded
 
-        prepared = self.prepare(collected)
+        prepared = prepared_state(self, collected)
         parts = []
-        for shard in collected:
-            table = bucketed(self, collected[shard], prepared)
-            parts.append(table.append_column(SHARD, pa.array([shard] * table.num_rows, pa.string())))
-        rows = pa.concat_tables(parts) if parts else pa.table({SHARD: pa.array([], pa.string())})
-        result = self.reduce_partition(rows, prepared, collected.report_dir, "part-00000")
+        with single_threaded():
+            for shard in collected:
+                table = bucketed(self, collected[shard], prepared)
+                parts.append(table.append_column(SHARD, pa.array([shard] * table.num_rows, pa.string())))
+            rows = pa.concat_tables(parts) if parts else pa.table({SHARD: pa.array([], pa.string())})
+            result = self.reduce_partition(rows, prepared, collected.report_dir, "part-00000")
         return self.combine([result], prepared)
 
 

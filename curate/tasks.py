@@ -17,7 +17,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from curate.errors import SchemaError
-from curate.partitions import BUCKETS, REDUCED, available_memory, bucketed, check_fits, read_partition
+from curate.partitions import (BUCKETS, REDUCED, available_memory, bucketed, check_fits, read_partition,
+                               single_threaded)
 from curate.run import RunDir, sha256_hex, stable_hash, write_parquet_atomic
 from curate.schema import validate
 from curate.stage import PartitionedStage, ShardSpec
@@ -117,7 +118,8 @@ class BucketTask(TaskBase):
     def __call__(self, stage, prepared: Any) -> dict:
         started = time.perf_counter()
         run = RunDir(self.run_root)
-        table = bucketed(stage, pq.read_table(run.collect_path(stage.id, self.shard)), prepared)
+        with single_threaded():
+            table = bucketed(stage, pq.read_table(run.collect_path(stage.id, self.shard)), prepared)
         return _commit_phase(run.phase_path(stage.id, BUCKETS, self.shard), table, stage, self, started)
 
 
@@ -144,7 +146,8 @@ class PartitionTask(TaskBase):
         run, prepared = RunDir(self.run_root), inputs.prepared
         check_fits(stage.id, self.shard, self.rows, stage.row_bytes(prepared), available_memory(stage))
         rows = read_partition({shard: Path(path) for shard, path in inputs.shards.items()}, self.low, self.high)
-        result = stage.reduce_partition(rows, prepared, run.stage_dir(stage.id) / "report", self.shard)
+        with single_threaded():
+            result = stage.reduce_partition(rows, prepared, run.stage_dir(stage.id) / "report", self.shard)
         files = [run.relative(Path(path)) for path in result["files"]]
         marker = self._marker(started, rows=rows.num_rows, result=result, files=files,
                               output_sha256=stable_hash(result))
