@@ -319,3 +319,17 @@ def test_decontaminate_reads_a_metadata_only_pools_own_embedding_column(tmp_path
         {"stage": "export_subset"}])
     summary = run_pipeline(config)
     assert summary["dropped_by_reason"] == {"eval_contamination": 2} and summary["curated"] == 5
+
+
+def test_fewer_partitions_on_resume_redo_the_reduce_and_leave_no_part_of_the_earlier(pool, tmp_path):
+    folder, _ = pool
+    run_dir, counts = tmp_path / "run", []
+    for p in (8, 2):
+        summary = run_pipeline(pipeline(run_dir, str(folder / "*.tar"), [{"stage": "dedup_exact", "params": {"partitions": p}}]))
+        exact = next(s for s in summary["stages"] if s["stage_id"] == "dedup_exact")["details"]
+        assert exact["partitions_reused"] == 0  # the partitions are new, the collected rows are reused
+        parts = sorted(path.name for path in (run_dir / "dedup_exact" / "report" / "duplicates").glob("*.parquet"))
+        assert parts == [f"part-{i:05d}.parquet" for i in range(exact["partitions"])]
+        assert len(list((run_dir / "dedup_exact" / "_reduce").glob("*.json"))) == exact["partitions"]
+        counts.append(exact["partitions"])
+    assert counts[0] > counts[1] == 2

@@ -157,10 +157,16 @@ class DuplicateStage(PartitionedStage):
 
     def finish(self, state: dict, stage_dir: Path, view: ViewPlan, outputs: dict[str, Path]) -> dict:
         """Gather the partitions' findings into report/duplicates.parquet (a partition at a
-        time; kept while the partitions' files are the same); return the figures found."""
+        time; kept while the partitions' files are the same), remove the files of partitions
+        the run no longer has; return the figures found."""
         path, key = stage_dir / "report" / FOUND, state["found_sha256"].encode()
         if _metadata(path).get(_KEY) != key:
             write_concatenated(path, state["found"], {_KEY: key})
+        current = set(state["found"]) | set(state["removed"])
+        for part in [*(stage_dir / "report" / "duplicates").glob("*.parquet"),
+                     *(stage_dir / "report" / "removed").glob("*.parquet")]:
+            if str(part) not in current:  # a partition of an earlier run with more partitions
+                part.unlink()
         return state["details"]
 
 
