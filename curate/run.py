@@ -166,7 +166,7 @@ class RunDir:
     def clear(self, stage_ids: list[str]) -> None:
         """Remove a run's outputs (used by --overwrite): its stages' folders, its selections and
         the files a run writes at its root; anything else in the directory is left alone."""
-        for name in [*stage_ids, "selections"]:
+        for name in [*stage_ids, "selections", "_final"]:  # _final: a killed run's end-of-run check
             shutil.rmtree(self.stage_dir(name), ignore_errors=True)
         for name in RUN_FILES:
             (self.root / name).unlink(missing_ok=True)
