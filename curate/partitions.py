@@ -53,7 +53,8 @@ def bucketed(stage, rows: pa.Table, prepared: dict | None) -> pa.Table:
     added = stage.buckets(rows, prepared)
     buckets = added.column(BUCKET).to_numpy()
     for name in added.column_names:
-        rows = rows.append_column(name, added.column(name)) if name != BUCKET else rows
+        if name != BUCKET:
+            rows = rows.append_column(name, added.column(name))
     order = pa.array(np.argsort(buckets, kind="stable"))
     return rows.take(order).append_column(BUCKET, pa.array(buckets, pa.int32()).take(order))
 
