@@ -125,8 +125,8 @@ class DuplicateStage(PartitionedStage):
         """Find one partition's duplicates; write them, and its removed uids by shard."""
         before = dict(self.seconds)  # a worker's stage reduces one partition after another
         found, details = self.find(rows, prepared)
-        seconds = {name: round(value - before.get(name, 0.0), 3) for name, value in self.seconds.items()
-                   if value != before.get(name)}
+        seconds = {phase: round(value - before.get(phase, 0.0), 3) for phase, value in self.seconds.items()
+                   if value != before.get(phase)}
         removed = found.filter(pc.is_valid(found.column("duplicate_of"))).column("uid")
         hit = pc.is_in(rows.column("uid"), value_set=removed.combine_chunks())
         by_shard = rows.select([SHARD, "uid"]).filter(hit).sort_by([(SHARD, "ascending"), ("uid", "ascending")])
