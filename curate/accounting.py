@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curate.errors import InvariantError
-from curate.io.subset import SUBSET_DTYPE, first_repeat, sorted_pairs, u8u8_to_uids, uids_to_u8u8
+from curate.io.subset import SUBSET_DTYPE, first_repeat, pair_keys, sorted_pairs, u8u8_to_uids, uids_to_u8u8
 from curate.partitions import BUCKET, read_partition
 from curate.run import RunDir, write_atomic, write_parquet_atomic
 from curate.schema import load_schema
@@ -36,9 +36,7 @@ def uid_table(uids: pa.Array | pa.ChunkedArray, alive: np.ndarray | None = None)
     """uids as (high, low) words, with whether each is alive, in uid order, so in bucket order
     (a bucket: the first 16 bits)."""
     pairs = uids_to_u8u8(uids.to_pylist())
-    keys = np.empty(len(pairs), ">u8,>u8")
-    keys["f0"], keys["f1"] = pairs["f0"], pairs["f1"]
-    order = np.argsort(keys.view("S16"), kind="stable")
+    order = np.argsort(pair_keys(pairs), kind="stable")
     pairs = pairs[order]
     columns = {"high": pairs["f0"], "low": pairs["f1"],
                BUCKET: pa.array((pairs["f0"] >> np.uint64(48)).astype(np.int32))}

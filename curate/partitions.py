@@ -50,7 +50,8 @@ _HEX_VALUE[np.frombuffer(b"ABCDEF", np.uint8)] = np.arange(10, 16)
 def bucketed(stage, rows: pa.Table, prepared: dict | None) -> pa.Table:
     """A stage's collected rows with their bucket and the columns its buckets() adds, in bucket
     order (stable: collect order is kept within a bucket), as a partition reads them."""
-    added = stage.buckets(rows, prepared)
+    with single_threaded():
+        added = stage.buckets(rows, prepared)
     buckets = added.column(BUCKET).to_numpy()
     for name in added.column_names:
         if name != BUCKET:

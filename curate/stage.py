@@ -314,11 +314,11 @@ class PartitionedStage(GlobalStage):
 
         prepared = prepared_state(self, collected)
         parts = []
+        for shard in collected:
+            table = bucketed(self, collected[shard], prepared)
+            parts.append(table.append_column(SHARD, pa.array([shard] * table.num_rows, pa.string())))
+        rows = pa.concat_tables(parts) if parts else pa.table({SHARD: pa.array([], pa.string())})
         with single_threaded():
-            for shard in collected:
-                table = bucketed(self, collected[shard], prepared)
-                parts.append(table.append_column(SHARD, pa.array([shard] * table.num_rows, pa.string())))
-            rows = pa.concat_tables(parts) if parts else pa.table({SHARD: pa.array([], pa.string())})
             result = self.reduce_partition(rows, prepared, collected.report_dir, "part-00000")
         return self.combine([result], prepared)
 

@@ -118,8 +118,7 @@ class BucketTask(TaskBase):
     def __call__(self, stage, prepared: Any) -> dict:
         started = time.perf_counter()
         run = RunDir(self.run_root)
-        with single_threaded():
-            table = bucketed(stage, pq.read_table(run.collect_path(stage.id, self.shard)), prepared)
+        table = bucketed(stage, pq.read_table(run.collect_path(stage.id, self.shard)), prepared)
         return _commit_phase(run.phase_path(stage.id, BUCKETS, self.shard), table, stage, self, started)
 
 
