@@ -25,6 +25,7 @@ from curate.stage import (Collected, GlobalStage, PartitionedStage, ReducingStag
                           SourceStage, Stage)
 from curate.tasks import (COLLECT, DONE, PHASES, ApplyTask, BucketTask, CollectTask, PartitionInputs, PartitionTask,
                           ShardTask, SinkTask, SourceTask)
+from curate.tree_reduce import TreeReduce
 from curate.view import UpstreamStage, plan_view
 
 _HELPERS = ".helper-processes.json"
@@ -221,9 +222,7 @@ class PipelineRun:
         self._run_tasks(stage, index, report, ShardTask, plan=self._plan(stage, index))
 
     def _run_global(self, stage: GlobalStage, index: int, report: StageReport) -> None:
-        collected = self._collect(stage, index)
-        state = self.executor.call(stage.reduce, collected, resources=stage.resources)
-        self._apply(stage, index, report, state)
+        self._apply(stage, index, report, self._reduced(stage, index))
 
     def _run_partitioned(self, stage: PartitionedStage, index: int, report: StageReport) -> None:
         """collect -> prepare -> bucket -> reduce P partitions in parallel -> combine -> apply."""
@@ -344,8 +343,13 @@ class PipelineRun:
         paths = {shard: self.run.collect_path(stage.id, shard) for shard in self.shards}
         return Collected(paths, self.run.stage_dir(stage.id) / "report", key)
 
+    def _reduced(self, stage: ReducingStage, index: int):
+        """collect, then reduce: the state the apply phase is given."""
+        collected = self._collect(stage, index)
+        return stage.reduce_with(collected, TreeReduce(self.executor, stage, collected, self.progress))
+
     def _run_sink(self, stage: SinkStage, index: int, report: StageReport) -> None:
-        state = self.executor.call(stage.reduce, self._collect(stage, index), resources=stage.resources)
+        state = self._reduced(stage, index)
         units = stage.units(state)
         self._record(stage, index, units)
         salt = stable_hash([stable_hash(state), [self._fingerprint(index, shard) for shard in self.shards]])

@@ -1,15 +1,16 @@
 """The k-th smallest record of a pool-wide order, found shard by shard in bounded memory.
 
 A record is a tuple of uint64 words, ordered lexicographically (a score's order-preserving key,
-then a uid's two halves). A radix select over 16-bit digits: each pass streams every shard's
-records, keeps those that share the digits fixed so far, and counts their next digit (a
-histogram of 65,536 counts); once the records left in the band fit in `band` entries, they are
-gathered and sorted. Memory: one shard's records and the histogram, or the band; never the pool.
-Ties take at most one pass per digit (four a word), however many records share a value."""
+then a uid's two halves). A radix select over 16-bit digits: each pass counts, shard by shard,
+the next digit of the records that share the digits fixed so far (a histogram of 65,536 counts,
+summed over the shards: in parallel tasks by curate.tree_reduce); once the records left in the
+band fit in `band` entries, they are gathered and sorted. Memory: one shard's records and the
+histogram, or the band; never the pool. Ties take at most one pass per digit (four a word),
+however many records share a value."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -33,22 +34,47 @@ def key_score(key: int) -> float:
     return float(np.array([bits], np.uint64).view(np.float64)[0])
 
 
-def kth_smallest(shards: Callable[[], Iterable[Records]], width: int, k: int, band: int = BAND) -> tuple[int, ...]:
-    """The record at position k (0-based) of every shard's records (`width` words each) in
-    ascending order. `shards()` yields each shard's records afresh at every pass."""
+def kth_smallest(histogram: Callable[[tuple[int, ...]], np.ndarray],
+                 band_records: Callable[[tuple[int, ...]], np.ndarray],
+                 width: int, k: int, count: int, band: int = BAND) -> tuple[int, ...]:
+    """The record at position k (0-based), in ascending order, of a pool of `count` records of
+    `width` words each. histogram(fixed): the pool's counts of the next digit among the records
+    whose leading digits are `fixed` (see digit_counts, per shard); band_records(fixed): those
+    records, as a (n, width) array (see matching_records), asked for once n <= band."""
     fixed: list[int] = []  # the digits known so far
-    while len(fixed) < width * DIGITS_PER_WORD:
-        matching, histogram = _pass(shards, fixed)
-        if matching <= band:
-            return _from_band(shards, fixed, k)
-        below = np.cumsum(histogram)
+    matching = count  # records sharing them
+    while matching > band and len(fixed) < width * DIGITS_PER_WORD:
+        counts = histogram(tuple(fixed))
+        below = np.cumsum(counts)
         digit = int(np.searchsorted(below, k, side="right"))
         k -= int(below[digit - 1]) if digit else 0
+        matching = int(counts[digit])
         fixed.append(digit)
-    return tuple(_word(fixed[i:i + DIGITS_PER_WORD]) for i in range(0, len(fixed), DIGITS_PER_WORD))
+    if matching > band:  # every digit is fixed: the band is one value, repeated
+        return tuple(_word(fixed[i:i + DIGITS_PER_WORD]) for i in range(0, len(fixed), DIGITS_PER_WORD))
+    records = np.asarray(band_records(tuple(fixed)), np.uint64).reshape(-1, width)
+    order = np.lexsort(tuple(records[:, i] for i in reversed(range(width))))
+    return tuple(int(word) for word in records[order[k]])
 
 
-def _word(digits: list[int]) -> int:
+def digit_counts(records: Records, fixed: tuple[int, ...]) -> np.ndarray:
+    """One shard's share of a histogram pass: counts of the next digit (65,536 of them) among
+    its records that share the fixed digits."""
+    if not len(records[0]):
+        return np.zeros(1 << DIGIT_BITS, np.int64)
+    keep = _matches(records, fixed)
+    return np.bincount(_digit([w[keep] for w in records], len(fixed)), minlength=1 << DIGIT_BITS).astype(np.int64)
+
+
+def matching_records(records: Records, fixed: tuple[int, ...]) -> np.ndarray:
+    """One shard's records that share the fixed digits, as a (n, width) uint64 array."""
+    if not len(records[0]):
+        return np.zeros((0, len(records)), np.uint64)
+    keep = _matches(records, fixed)
+    return np.stack([w[keep] for w in records], axis=1)
+
+
+def _word(digits: list[int] | tuple[int, ...]) -> int:
     """The integer the digits spell, most significant first."""
     value = 0
     for digit in digits:
@@ -56,7 +82,7 @@ def _word(digits: list[int]) -> int:
     return value
 
 
-def _matches(records: Records, fixed: list[int]) -> np.ndarray:
+def _matches(records: Records, fixed: tuple[int, ...]) -> np.ndarray:
     """Which records share the fixed digits."""
     keep = np.ones(len(records[0]), bool)
     for word in range(-(-len(fixed) // DIGITS_PER_WORD)):
@@ -70,25 +96,3 @@ def _digit(records: Records, position: int) -> np.ndarray:
     word, index = divmod(position, DIGITS_PER_WORD)
     shift = np.uint64(64 - DIGIT_BITS * (index + 1))
     return ((records[word] >> shift) & np.uint64((1 << DIGIT_BITS) - 1)).astype(np.int64)
-
-
-def _pass(shards: Callable[[], Iterable[Records]], fixed: list[int]) -> tuple[int, np.ndarray]:
-    """(records sharing the fixed digits, histogram of their next digit)."""
-    histogram = np.zeros(1 << DIGIT_BITS, np.int64)
-    matching = 0
-    for records in shards():
-        if not len(records[0]):
-            continue
-        keep = _matches(records, fixed)
-        matching += int(keep.sum())
-        histogram += np.bincount(_digit([w[keep] for w in records], len(fixed)), minlength=1 << DIGIT_BITS)
-    return matching, histogram
-
-
-def _from_band(shards: Callable[[], Iterable[Records]], fixed: list[int], k: int) -> tuple[int, ...]:
-    """Gather the records sharing the fixed digits, sort them, take position k among them."""
-    parts = [[w[keep] for w in records] for records in shards() if len(records[0])
-             for keep in [_matches(records, fixed)]]
-    words = [np.concatenate([p[i] for p in parts]) for i in range(len(parts[0]))]
-    order = np.lexsort(tuple(reversed(words)))
-    return tuple(int(w[order[k]]) for w in words)

@@ -21,7 +21,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -30,6 +30,9 @@ from pydantic import BaseModel, ConfigDict
 from curate.errors import ConfigError
 from curate.schema import column_names, load_schema
 from curate.view import ViewPlan
+
+if TYPE_CHECKING:
+    from curate.tree_reduce import TreeReduce
 
 
 @dataclass(frozen=True)
@@ -234,6 +237,12 @@ class ReducingStage(Stage):
         JSON-able state. Runs once, on a worker (a task of its own), so what it gathers does not
         stay in the driver's memory."""
         ...
+
+    def reduce_with(self, collected: Collected, tree: TreeReduce) -> Any:
+        """The reduce as the pipeline runs it, from the driver: `reduce` in one task of its own.
+        A stage whose state is a sum over shards, or found by passes over them, runs them as
+        parallel tasks instead (see curate.tree_reduce), so that no task reads the whole pool."""
+        return tree.call(self.reduce, collected)
 
 
 class GlobalStage(ReducingStage):

@@ -173,26 +173,28 @@ def inject(process: subprocess.Popen, started: float, fault: Fault, run_dir: Pat
     until one is under way), then SIGKILL the fault's target; record the moment, the stage and
     its phase, and whether it hit a live run."""
     driver = psutil.Process(process.pid)
-    waiting = (lambda: not _reducing(run_dir, stage_ids)) if fault.during == REDUCE else \
-        (lambda: time.monotonic() < started + fault.at)
-    while waiting() and process.poll() is None:
-        time.sleep(0.005)
+    aimed = fault.during == REDUCE
     while process.poll() is None:
+        if (not _reducing(run_dir, stage_ids)) if aimed else time.monotonic() < started + fault.at:
+            time.sleep(0.005)  # not yet; a fault aimed at a reduce that missed one waits for the next
+            continue
+        workers = [] if fault.target == "driver" else busy_ray_workers(driver)
+        if fault.target == "worker" and not workers:
+            time.sleep(0.005)  # no task running this instant: try again until one is
+            continue
         fault.stage = running_stage(run_dir, stage_ids)
         fault.phase = running_phase(run_dir, fault.stage)
+        if aimed and fault.phase != REDUCE:
+            continue  # the reduce ended while the workers were listed
         fault.at = round(time.monotonic() - started, 2)
         if fault.target == "driver":
             fault.family = _descendants(driver)
             os.kill(process.pid, signal.SIGKILL)
             process.wait()
-            fault.hit = True
-            return
-        workers = busy_ray_workers(driver)
-        if workers:
+        else:
             random.choice(workers).kill()
-            fault.hit = True
-            return
-        time.sleep(0.01)  # no task running this instant: try again until one is
+        fault.hit = True
+        return
 
 
 def _reap(family: list[psutil.Process], grace: float = 5.0) -> int:

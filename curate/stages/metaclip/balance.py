@@ -16,6 +16,7 @@ from curate.metaclip import balance as math
 from curate.metaclip.metadata import load_metadata
 from curate.run import write_parquet_atomic
 from curate.stage import Collected, GlobalStage, StageParams, register
+from curate.tree_reduce import TreeReduce
 from curate.view import ViewPlan
 
 IDS = "metaclip_entry_ids"
@@ -83,20 +84,19 @@ class MetaclipBalance(GlobalStage):
         return draw < self.params.size_sample
 
     def reduce(self, collected: Collected) -> dict:
-        """Global entry counts and t, read shard by shard: the task holds one count per entry
-        and, with target_size, the sampled captions' entry lists, never every shard's table."""
-        counts, sample = np.zeros(1, np.int64), []
-        for shard in collected:
-            table = collected[shard]
-            counted = table.filter(pc.is_valid(table.column("entry_id")))
-            entry = counted.column("entry_id").to_numpy().astype(np.int64)
-            part = np.bincount(entry, weights=counted.column("count").to_numpy(), minlength=1).astype(np.int64)
-            counts = _added(counts, part)
-            if self.params.target_size is not None:
-                sample.append(table.filter(pc.is_null(table.column("entry_id"))).column("ids"))
-        return {"t": self._threshold(counts, sample), "counts": counts.tolist()}
+        """Entry counts and t, in this process (see reduce_with)."""
+        return self.reduce_with(collected, TreeReduce.in_process(self, collected))
 
-    def _threshold(self, counts: np.ndarray, sample: list[pa.ChunkedArray]) -> float:
+    def reduce_with(self, collected: Collected, tree: TreeReduce) -> dict:
+        """Global entry counts, summed by a tree of tasks (each holds FAN_IN count vectors at
+        most), then t: from the counts alone, or with target_size in one task that reads the
+        sampled captions' entry lists."""
+        counts = tree.summed(_entry_counts, label="entry counts")
+        sampled = self.params.target_size is not None
+        t = tree.call(self._threshold, collected, counts) if sampled else self._threshold(collected, counts)
+        return {"t": t, "counts": counts.tolist()}
+
+    def _threshold(self, collected: Collected, counts: np.ndarray) -> float:
         params = self.params
         if params.t is not None:
             return params.t
@@ -104,7 +104,11 @@ class MetaclipBalance(GlobalStage):
             return math.threshold_for_tail(counts, params.tail_fraction)
         if params.tail_entry_fraction is not None:
             return math.threshold_for_tail_entries(counts, params.tail_entry_fraction)
-        ids = pa.chunked_array([chunk for column in sample for chunk in column.chunks], pa.list_(pa.int32()))
+        sample = []
+        for shard in collected:
+            table = collected[shard]
+            sample.extend(table.filter(pc.is_null(table.column("entry_id"))).column("ids").chunks)
+        ids = pa.chunked_array(sample, pa.list_(pa.int32()))
         rows, entry = math.flatten(ids)
         return math.threshold_for_size(params.target_size, rows, entry, counts, len(ids),
                                        scale=1 / params.size_sample)
@@ -161,9 +165,9 @@ class MetaclipBalance(GlobalStage):
         write_parquet_atomic(stage_dir / "report" / "entry_counts.parquet", pa.table(columns))
 
 
-def _added(total: np.ndarray, part: np.ndarray) -> np.ndarray:
-    """Two count vectors added, the shorter one padded with zeros."""
-    if len(part) > len(total):
-        total, part = part, total
-    total[: len(part)] += part
-    return total
+def _entry_counts(collected: Collected, shard: str, argument: None) -> np.ndarray:
+    """One shard's alive captions per entry, a dense vector indexed by entry id."""
+    table = pq.read_table(collected.paths[shard], columns=["entry_id", "count"])
+    counted = table.filter(pc.is_valid(table.column("entry_id")))
+    entry = counted.column("entry_id").to_numpy().astype(np.int64)
+    return np.bincount(entry, weights=counted.column("count").to_numpy(), minlength=1).astype(np.int64)

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import ClassVar, Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from pydantic import Field
 
 from curate.io.subset import SUBSET_DTYPE, uids_to_u8u8
-from curate.selection_kth import BAND, key_score, kth_smallest, order_key
+from curate.selection_kth import BAND, digit_counts, key_score, kth_smallest, matching_records, order_key
 from curate.stage import Collected, GlobalStage, StageParams, Threshold, register
+from curate.tree_reduce import TreeReduce
 
 
 class TopFractionParams(StageParams):
@@ -78,22 +79,33 @@ class SelectTopFraction(GlobalStage):
         return pa.table({name: ranked[name] for name in names})
 
     def reduce(self, collected: Collected) -> dict:
+        """The threshold, found in this process (see reduce_with)."""
+        return self.reduce_with(collected, TreeReduce.in_process(self, collected))
+
+    def reduce_with(self, collected: Collected, tree: TreeReduce) -> dict:
         """The threshold over the whole pool, DataComp's score or the last kept (score, uid),
-        found shard by shard (see curate.selection_kth): the task holds one shard's scores at
-        a time, never the pool's."""
-        counted = sum(collected.rows(shard) for shard in collected)  # N: missing scores too, with "count"
-        scored = sum(int((~np.isnan(collected.column(shard, "score").to_numpy())).sum()) for shard in collected)
+        found by a radix select (see curate.selection_kth) whose passes run as parallel tasks
+        over the shards: no task holds more than one shard's scores and a histogram (or the band
+        of candidates, BAND records at most), and the driver holds a histogram."""
+        counted, scored = tree.summed(_counts, label="count").tolist() or [0, 0]
+        columns = ("score",) if self.params.rule == "datacomp" else ("score", "f0", "f1")
         if self.params.rule == "datacomp":
             position = int(counted * self.params.fraction)
             if position >= scored:  # past the scores: every scored sample is kept
                 return {"threshold": -np.inf}
-            (key,) = kth_smallest(lambda: _ranking_records(collected, ("score",)), 1, position, self.band)
+            (key,) = self._kth(tree, columns, position, scored)
             return {"threshold": key_score(_descending(key))}
         keep = min(int(round(self.params.fraction * counted)), scored)
         if keep == 0:
             return {"keep": 0}
-        key, f0, f1 = kth_smallest(lambda: _ranking_records(collected, ("score", "f0", "f1")), 3, keep - 1, self.band)
+        key, f0, f1 = self._kth(tree, columns, keep - 1, scored)
         return {"keep": keep, "score": key_score(_descending(key)), "f0": f0, "f1": f1}
+
+    def _kth(self, tree: TreeReduce, columns: tuple[str, ...], k: int, scored: int) -> tuple[int, ...]:
+        """The k-th (score, uid) record of the ranking order over every shard."""
+        return kth_smallest(lambda fixed: tree.summed(_digit_counts, (columns, fixed), f"pass {len(fixed) + 1}"),
+                            lambda fixed: tree.gathered(_band, (columns, fixed), "band"),
+                            len(columns), k, scored, self.band)
 
     def finish(self, state: dict, stage_dir, view, outputs) -> dict:
         """The cut in the column's own terms, for the run summary and report."""
@@ -134,14 +146,29 @@ class SelectTopFraction(GlobalStage):
         return pa.table({"uid": view.column("uid"), "drop_reason": pa.array(reason, pa.string())})
 
 
-def _ranking_records(collected: Collected, columns: tuple[str, ...]) -> Iterator[list[np.ndarray]]:
-    """Each shard's scored rows as records in ranking order: descending score, then uid."""
-    for shard in collected:
-        table = collected[shard].select(list(columns))
-        score = table.column("score").to_numpy()
-        scored = ~np.isnan(score)
-        yield [_descending(order_key(score[scored]))] + [
-            table.column(name).to_numpy()[scored].astype(np.uint64) for name in columns[1:]]
+def _counts(collected: Collected, shard: str, argument: None) -> np.ndarray:
+    """A shard's (rows counted in N, rows with a score)."""
+    score = collected.column(shard, "score").to_numpy()
+    return np.array([len(score), int((~np.isnan(score)).sum())], np.int64)
+
+
+def _digit_counts(collected: Collected, shard: str, argument: tuple) -> np.ndarray:
+    columns, fixed = argument
+    return digit_counts(_ranking_records(collected, shard, columns), fixed)
+
+
+def _band(collected: Collected, shard: str, argument: tuple) -> np.ndarray:
+    columns, fixed = argument
+    return matching_records(_ranking_records(collected, shard, columns), fixed)
+
+
+def _ranking_records(collected: Collected, shard: str, columns: tuple[str, ...]) -> list[np.ndarray]:
+    """A shard's scored rows as records in ranking order: descending score, then uid."""
+    table = pq.read_table(collected.paths[shard], columns=list(columns))
+    score = table.column("score").to_numpy()
+    scored = ~np.isnan(score)
+    return [_descending(order_key(score[scored]))] + [
+        table.column(name).to_numpy()[scored].astype(np.uint64) for name in columns[1:]]
 
 
 def _descending(keys):
