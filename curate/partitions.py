@@ -24,6 +24,7 @@ from curate.errors import ResourceError
 
 BUCKET = "bucket"
 SHARD = "shard"
+ROW = "row"  # buckets() may list a collected row in several buckets: its index, once per bucket
 BUCKETS = "_bucket"  # the phase folder of bucketed rows, when buckets come from the prepared state
 REDUCED = "_reduce"  # the phase folder of the partitions' markers
 HASH_BUCKETS = 1 << 16  # buckets of a hash-prefix partitioning: 16 bits, enough for 10^4 partitions
@@ -49,9 +50,12 @@ _HEX_VALUE[np.frombuffer(b"ABCDEF", np.uint8)] = np.arange(10, 16)
 
 def bucketed(stage, rows: pa.Table, prepared: dict | None) -> pa.Table:
     """A stage's collected rows with their bucket and the columns its buckets() adds, in bucket
-    order (stable: collect order is kept within a bucket), as a partition reads them."""
+    order (stable: collect order is kept within a bucket), as a partition reads them; a row
+    that buckets() lists in several buckets (a ROW column) is copied into each."""
     with single_threaded():
         added = stage.buckets(rows, prepared)
+    if ROW in added.column_names:  # rows listed in several buckets (an inverted file's probes)
+        rows, added = rows.take(added.column(ROW)), added.drop_columns([ROW])
     buckets = added.column(BUCKET).to_numpy()
     for name in added.column_names:
         if name != BUCKET:

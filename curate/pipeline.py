@@ -243,7 +243,8 @@ class PipelineRun:
         reduced = StageReport(stage.id, stage.name)
         shared = PartitionInputs(prepared, {shard: str(path) for shard, path in inputs.items()})
         results = self._execute(stage, index, reduced, todo, shared, phase=REDUCED)
-        state = stage.combine([marker["result"] for marker in results.values()], prepared)
+        state = self.executor.call(stage.combine, [marker["result"] for marker in results.values()], prepared,
+                                   collected.report_dir, resources=stage.resources)
         self._apply(stage, index, report, state)
         report.details = (report.details or {}) | partition_figures(plan, reduced, results.values(), prepare_seconds)
 

@@ -307,9 +307,10 @@ class PartitionedStage(GlobalStage):
         ...
 
     @abstractmethod
-    def combine(self, results: list[dict], prepared: dict | None) -> dict:
-        """The apply phase's state from every partition's result, in partition order (on the
-        driver: keep it small)."""
+    def combine(self, results: list[dict], prepared: dict | None, report_dir: Path) -> dict:
+        """The apply phase's state from every partition's result, in partition order, in a task
+        of its own: it may read what the partitions wrote and write under report_dir (the state
+        itself goes to every apply task: keep it small)."""
         ...
 
     def partitions(self) -> int | None:
@@ -329,7 +330,7 @@ class PartitionedStage(GlobalStage):
         rows = pa.concat_tables(parts) if parts else pa.table({SHARD: pa.array([], pa.string())})
         with single_threaded():
             result = self.reduce_partition(rows, prepared, collected.report_dir, "part-00000")
-        return self.combine([result], prepared)
+        return self.combine([result], prepared, collected.report_dir)
 
 
 class SinkStage(ReducingStage):

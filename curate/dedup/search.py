@@ -1,9 +1,9 @@
-"""Pairs of embeddings at cosine similarity >= a threshold: an exact FAISS range search for
-small sets; for large ones an inverted file (IVF): spherical k-means cells (FAISS), each
-embedding listed in its nearest cell and compared with the members of its `nprobe` nearest
-cells. The cells are scanned as matrix products, one cell against all the queries that probe
-it: FAISS's own IndexIVFFlat range search compares one query at a time, and had not finished
-1,000,000 x 512 after 7 minutes on 2 cores, where this takes 40 s (docs/benchmarks.md)."""
+"""Pairs of embeddings at cosine similarity >= a threshold, by an inverted file (IVF):
+spherical k-means cells (FAISS), each embedding listed in its nearest cell and compared with the
+members of its `nprobe` nearest cells; small sets are one cell, every pair compared. The cells
+are scanned as matrix products, one cell against all the queries that probe it: FAISS's own
+IndexIVFFlat range search compares one query at a time, and had not finished 1,000,000 x 512
+after 7 minutes on 2 cores, where this takes 40 s (docs/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from curate.dedup.kmeans import nearest, train_centroids
-
-EXACT_UP_TO = 20_000  # a flat range search costs n^2 d: about 2 s at 20,000 x 512 on 2 cores
+EXACT_UP_TO = 20_000  # every pair compared costs n^2 d: about 2 s at 20,000 x 512 on 2 cores
 _QUERY_BATCH = 2048  # rows of a similarity block: 8 KiB per member compared
-_TRAIN_PER_CELL = 32
+TRAIN_PER_CELL = 32  # k-means of the cells trains on this many embeddings a cell
 
 
 @dataclass(frozen=True)
@@ -32,54 +30,41 @@ def choose_index(n: int, kind: str = "auto", nlist: int | None = None, nprobe: i
     kind, nlist or nprobe wins."""
     if kind == "exact" or (kind == "auto" and n <= EXACT_UP_TO):
         return IndexChoice("exact")
-    cells = nlist or max(1, min(int(2 * np.sqrt(n)), n // _TRAIN_PER_CELL or 1))
+    cells = nlist or max(1, min(int(2 * np.sqrt(n)), n // TRAIN_PER_CELL or 1))
     return IndexChoice("ivf", cells, min(nprobe, cells))
 
 
-def similar_pairs(embeddings: np.ndarray, threshold: float, choice: IndexChoice, seed: int = 0,
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(a, b, similarity) for every pair a < b found at similarity >= threshold, each pair once."""
-    if len(embeddings) < 2:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
-    if choice.kind == "exact":
-        return _exact_pairs(embeddings, threshold)
-    return _ivf_pairs(embeddings, threshold, choice, seed)
-
-
-def _exact_pairs(embeddings: np.ndarray, threshold: float):
-    import faiss
-
-    index = faiss.IndexFlatIP(embeddings.shape[1])
-    index.add(embeddings)
-    found_a, found_b, found_sim = [], [], []
-    for start in range(0, len(embeddings), _QUERY_BATCH):
-        queries = embeddings[start:start + _QUERY_BATCH]
-        lims, sims, ids = index.range_search(queries, threshold - 1e-6)  # FAISS keeps sim > radius
-        rows = np.repeat(np.arange(start, start + len(queries)), np.diff(lims).astype(np.int64))
-        keep = (ids < rows) & (sims >= threshold)  # each pair once, from its later row
-        found_a.append(ids[keep].astype(np.int64))
-        found_b.append(rows[keep])
-        found_sim.append(sims[keep])
-    return np.concatenate(found_a), np.concatenate(found_b), np.concatenate(found_sim).astype(np.float32)
-
-
-def _ivf_pairs(embeddings: np.ndarray, threshold: float, choice: IndexChoice, seed: int):
-    centroids = train_centroids(embeddings, choice.nlist, choice.nlist * _TRAIN_PER_CELL, seed, iterations=10)
-    _, probes = nearest(embeddings, centroids, choice.nprobe)
-    members = _lists(probes[:, 0], len(centroids))
-    queries = _lists(probes.ravel(), len(centroids), per_row=choice.nprobe)
-    found = [block_pairs(embeddings, queries[c], members[c], threshold) for c in range(len(centroids))
-             if len(members[c]) and len(queries[c])]
-    a, b, sim = (np.concatenate(parts) for parts in zip(*found))
-    return unique_pairs(np.minimum(a, b), np.maximum(a, b), sim, len(embeddings))
-
-
-def _lists(cells: np.ndarray, count: int, per_row: int = 1) -> list[np.ndarray]:
-    """For each cell, the rows listed in it (cells: one or per_row cells a row, row-major)."""
+def cell_pairs(embeddings: np.ndarray, cells: np.ndarray, homes: np.ndarray, probes: np.ndarray,
+               identity: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row, row, similarity) of the pairs at similarity >= threshold among rows that are copies
+    of embeddings listed in inverted-file cells: row i lists its embedding in cell cells[i]; the
+    embedding's home cell (its nearest centroid) is homes[i] and the cells it probes are
+    probes[i] (its home first); identity[i] is equal for copies of one embedding and ordered as
+    their uids. In each cell every copy is compared with the cell's members (the copies at home
+    there). A pair may be found in two cells, the home of either embedding when the other probes
+    it: it is reported in the lower one only, and there once. So over all cells, however they are
+    spread over tasks, each pair is found once."""
+    if len(cells) == 0:
+        return _no_pairs()
     order = np.argsort(cells, kind="stable")
-    bounds = np.searchsorted(cells[order], np.arange(count + 1))
-    rows = order // per_row
-    return [rows[bounds[c]:bounds[c + 1]] for c in range(count)]
+    bounds = np.flatnonzero(np.r_[True, cells[order][1:] != cells[order][:-1], True])
+    found = []
+    for start, end in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        copies = order[start:end]
+        cell = cells[copies[0]]
+        members = copies[homes[copies] == cell]
+        if len(members) == 0:
+            continue
+        q, m, sim = block_pairs(embeddings, copies, members, threshold)
+        at_home = homes[q] == cell  # both members here: found twice, kept once
+        lower_elsewhere = (homes[q] < cell) & (probes[m] == homes[q][:, None]).any(axis=1)
+        keep = np.where(at_home, identity[q] < identity[m], ~lower_elsewhere)
+        found.append((q[keep], m[keep], sim[keep]))
+    return tuple(np.concatenate(parts) for parts in zip(*found)) if found else _no_pairs()
+
+
+def _no_pairs():
+    return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
 
 
 def block_pairs(embeddings: np.ndarray, queries: np.ndarray, members: np.ndarray, threshold: float,
@@ -97,13 +82,3 @@ def block_pairs(embeddings: np.ndarray, queries: np.ndarray, members: np.ndarray
         b.append(members[j][other])
         s.append(sims[i[other], j[other]])
     return np.concatenate(a).astype(np.int64), np.concatenate(b).astype(np.int64), np.concatenate(s).astype(np.float32)
-
-
-def unique_pairs(a: np.ndarray, b: np.ndarray, sim: np.ndarray, n: int):
-    """Each (a, b) once (an IVF search may find a pair from one side only, or from both)."""
-    key = a.astype(np.int64) * n + b
-    order = np.argsort(key, kind="stable")
-    key = key[order]
-    first = np.r_[True, key[1:] != key[:-1]] if len(key) else np.zeros(0, bool)
-    chosen = order[first]
-    return a[chosen].astype(np.int64), b[chosen].astype(np.int64), sim[chosen].astype(np.float32)

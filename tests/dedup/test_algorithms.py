@@ -13,7 +13,7 @@ from curate.bench.dedup import quality, write_pool
 from curate.dedup.embeddings import decode, encode
 from curate.dedup.greedy import remove, remove_within_groups
 from curate.dedup.keep import keep_order
-from curate.dedup.search import IndexChoice, choose_index, similar_pairs
+from curate.dedup.search import cell_pairs, choose_index
 from curate.dedup.kmeans import nearest, train_centroids
 from curate.dedup.semantic import pairs_within_clusters
 from curate.errors import InputError
@@ -57,24 +57,40 @@ def test_a_duplicate_points_to_its_most_similar_kept_item():
     assert removals.similarity[2] == pytest.approx(0.99)
 
 
-def test_exact_search_finds_exactly_the_pairs_brute_force_finds():
+def inverted_file_pairs(x: np.ndarray, cells: int, nprobe: int, partitions: int = 1) -> list[tuple[int, int]]:
+    """The pairs cell_pairs reports, as (row, row) of x, when x's rows are copied into their
+    nprobe nearest cells and the cells are cut into `partitions` runs searched one at a time."""
+    if cells == 1:
+        probes = np.zeros((len(x), 1), np.int64)
+    else:
+        _, probes = nearest(x, train_centroids(x, cells, cells * 32, iterations=10), nprobe)
+    row = np.repeat(np.arange(len(x)), probes.shape[1])
+    cell, home, probed = probes.ravel(), np.repeat(probes[:, 0], probes.shape[1]), probes[row]
+    found = []
+    for run in np.array_split(np.arange(cells), partitions):
+        mine = np.flatnonzero(np.isin(cell, run))
+        a, b, _ = cell_pairs(x[row[mine]], cell[mine], home[mine], probed[mine], row[mine], 0.95 if cells > 1 else 0.9)
+        found += [(min(i, j), max(i, j)) for i, j in zip(row[mine][a].tolist(), row[mine][b].tolist())]
+    return found
+
+
+def test_one_cell_finds_exactly_the_pairs_brute_force_finds_each_once():
     x = unit_rows(600, 16, seed=1)
     x[300:] = x[:300] * 0.97 + unit_rows(300, 16, seed=2) * 0.2  # planted neighbours at many levels
     x /= np.linalg.norm(x, axis=1, keepdims=True)
-    a, b, sim = similar_pairs(x, 0.9, IndexChoice("exact"))
-    assert set(zip(a.tolist(), b.tolist())) == brute_pairs(x, 0.9)
-    assert np.all(sim >= 0.9) and np.all(a < b)
+    found = inverted_file_pairs(x, cells=1, nprobe=1)
+    assert len(found) == len(set(found)) and set(found) == brute_pairs(x, 0.9)
 
 
-def test_ivf_search_finds_planted_near_duplicates():
+def test_inverted_file_cells_find_planted_near_duplicates_each_once_however_partitioned():
     x = unit_rows(20_000, 32, seed=3)
     x[10_000:] = x[:10_000] + 0.15 * unit_rows(10_000, 32, seed=4)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
-    choice = choose_index(len(x), "ivf", nlist=100, nprobe=4)
-    a, b, _ = similar_pairs(x, 0.95, choice)
+    found = inverted_file_pairs(x, cells=100, nprobe=4)
     truth = brute_pairs(x, 0.95)
-    found = set(zip(a.tolist(), b.tolist()))
-    assert found <= truth and len(found) >= 0.95 * len(truth)
+    assert len(found) == len(set(found))  # a pair seen from both of its cells is reported once
+    assert set(found) <= truth and len(found) >= 0.95 * len(truth)
+    assert inverted_file_pairs(x, cells=100, nprobe=4, partitions=7) == found
 
 
 def test_auto_index_is_exact_for_small_pools_and_ivf_for_large():

@@ -33,6 +33,7 @@ from curate.view import ViewPlan
 
 FOUND = "duplicates.parquet"
 _KEY = b"curate.key"
+PART_FOLDERS = ("duplicates", "removed", "pairs")  # report folders of files written per partition
 _SUMMED = ("compared", "groups", "removed", "pairs")  # figures of partitions that add up; others are shared
 DEFAULT_EMBEDDING = "clip_curate_tiny_vit_image_embedding"  # what clip_score writes by default
 
@@ -70,6 +71,15 @@ class DuplicateStage(PartitionedStage):
         started = time.perf_counter()
         yield
         self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - started, 3)
+
+    @contextmanager
+    def partition_seconds(self):
+        """A dict that, once the block ends, holds the seconds of each phase timed within it (a
+        worker's stage reduces one partition after another: self.seconds keeps running)."""
+        before, seconds = dict(self.seconds), {}
+        yield seconds
+        seconds.update({phase: round(value - before.get(phase, 0.0), 3) for phase, value in self.seconds.items()
+                        if value != before.get(phase)})
 
     def needed_columns(self) -> tuple[str, ...]:
         """Applying needs only uid and drop_reason, which every view has."""
@@ -115,18 +125,17 @@ class DuplicateStage(PartitionedStage):
         rest of the pool), so any split will do."""
         return pa.table({BUCKET: hex_prefix_buckets(rows.column("uid"))})
 
-    @abstractmethod
     def find(self, rows: pa.Table, prepared: dict | None) -> tuple[pa.Table, dict]:
         """The duplicates among one partition's collected rows (see duplicates_table) and figures
-        for the run summary."""
-        ...
+        for the run summary: what a stage implements when its partitions' findings are final (a
+        stage whose keep rule needs every partition's findings overrides reduce_partition and
+        combine instead)."""
+        raise NotImplementedError(f"{type(self).__name__} implements neither find nor reduce_partition")
 
     def reduce_partition(self, rows: pa.Table, prepared: dict | None, report_dir: Path, name: str) -> dict:
         """Find one partition's duplicates; write them, and its removed uids by shard."""
-        before = dict(self.seconds)  # a worker's stage reduces one partition after another
-        found, details = self.find(rows, prepared)
-        seconds = {phase: round(value - before.get(phase, 0.0), 3) for phase, value in self.seconds.items()
-                   if value != before.get(phase)}
+        with self.partition_seconds() as seconds:
+            found, details = self.find(rows, prepared)
         removed = found.filter(pc.is_valid(found.column("duplicate_of"))).column("uid")
         hit = pc.is_in(rows.column("uid"), value_set=removed.combine_chunks())
         by_shard = rows.select([SHARD, "uid"]).filter(hit).sort_by([(SHARD, "ascending"), ("uid", "ascending")])
@@ -136,7 +145,7 @@ class DuplicateStage(PartitionedStage):
         return {"files": [str(path) for path in paths], "found_sha256": digest, "details": details,
                 "seconds": seconds}
 
-    def combine(self, results: list[dict], prepared: dict | None) -> dict:
+    def combine(self, results: list[dict], prepared: dict | None, report_dir: Path) -> dict:
         """The partitions' files, and their figures added up."""
         return {"found": [r["files"][0] for r in results], "removed": [r["files"][1] for r in results],
                 "found_sha256": stable_hash([r["found_sha256"] for r in results]),
@@ -162,11 +171,11 @@ class DuplicateStage(PartitionedStage):
         path, key = stage_dir / "report" / FOUND, state["found_sha256"].encode()
         if _metadata(path).get(_KEY) != key:
             write_concatenated(path, state["found"], {_KEY: key})
-        current = set(state["found"]) | set(state["removed"])
-        for part in [*(stage_dir / "report" / "duplicates").glob("*.parquet"),
-                     *(stage_dir / "report" / "removed").glob("*.parquet")]:
-            if str(part) not in current:  # a partition of an earlier run with more partitions
-                part.unlink()
+        current = {*state["found"], *state["removed"], *state.get("pairs", [])}
+        for folder in PART_FOLDERS:
+            for part in (stage_dir / "report" / folder).glob("*.parquet"):
+                if str(part) not in current:  # a partition of an earlier run with more partitions
+                    part.unlink()
         return state["details"]
 
 

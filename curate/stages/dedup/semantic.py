@@ -9,7 +9,6 @@ bounds a task's memory; the run summary reports it."""
 
 from __future__ import annotations
 
-import io
 import math
 from typing import Literal
 
@@ -21,15 +20,14 @@ from pydantic import Field
 from curate.dedup.greedy import remove, remove_within_groups
 from curate.dedup.keep import keep_order
 from curate.dedup.semantic import pairs_within_clusters
-from curate.dedup.kmeans import nearest, seeded_hash, train_centroids
+from curate.dedup.kmeans import nearest
 from curate.partitions import BUCKET
-from curate.run import file_sha256, read_json, write_atomic, write_json_atomic
 from curate.stage import Collected, register
+from curate.stages.dedup.centroids import trained_centroids
 from curate.stages.dedup.common import DEFAULT_EMBEDDING, DuplicateStage, KeepParams, duplicates_table, group_details, unpack
 
 CENTROID_DISTANCE = "centroid_distance"
 CENTROID_SIMILARITY = "centroid_similarity"
-CENTROIDS, CENTROIDS_RECORD = "centroids.npy", "centroids.json"
 
 
 class SemDedupParams(KeepParams):
@@ -69,22 +67,10 @@ class SemDedup(DuplicateStage):
         hash of the uid is smallest, read shard by shard: the task holds the sample, never the
         pool); its centroids go to report/centroids.npy, reused while the inputs are the same."""
         params = self.params
-        cached = read_json(collected.report_dir / CENTROIDS_RECORD)
-        if cached and cached["key"] == collected.key and (collected.report_dir / CENTROIDS).is_file():
-            return cached["prepared"]
         n = sum(collected.rows(shard) for shard in collected)
-        k = params.clusters or math.ceil(math.sqrt(n))
         with self.phase("k-means"):
-            train = seeded_rows(collected, params.embedding, max(params.train_size, k), params.seed)
-            centroids = train_centroids(train, k, len(train), params.seed, params.iterations)
-        path = collected.report_dir / CENTROIDS
-        buffer = io.BytesIO()
-        np.save(buffer, centroids)
-        write_atomic(path, buffer.getvalue())
-        prepared = {"centroids": str(path), "sha256": file_sha256(path), "clusters": len(centroids),
-                    "dimensions": int(centroids.shape[1]), "trained_on": len(train)}
-        write_json_atomic(collected.report_dir / CENTROIDS_RECORD, {"key": collected.key, "prepared": prepared})
-        return prepared
+            return trained_centroids(collected, params.embedding, params.clusters or math.ceil(math.sqrt(n)),
+                                     params.train_size, params.seed, params.iterations)
 
     def bucket_count(self, prepared: dict | None) -> int:
         """One bucket per cluster."""
@@ -125,22 +111,3 @@ class SemDedup(DuplicateStage):
             "clusters": prepared["clusters"], "largest_cluster": int(sizes.max(initial=0)),
             "trained_on": prepared["trained_on"]}
         return duplicates_table(uids, rank, removals, cluster=clusters), details
-
-
-def seeded_rows(collected: Collected, column: str, size: int, seed: int) -> np.ndarray:
-    """The embeddings of the `size` rows whose seeded hash of the uid is smallest, in shard
-    order: a sample that does not depend on how the pool is sharded, read in two passes that
-    each hold one shard and the sample."""
-    smallest = np.zeros(0, np.uint64)
-    for shard in collected:
-        keys = np.concatenate([smallest, seeded_hash(collected.column(shard, "uid"), seed)])
-        smallest = np.partition(keys, size - 1)[:size] if len(keys) > size else keys
-    if not len(smallest):
-        return np.zeros((0, 1), np.float32)
-    cut, parts = smallest.max(), []
-    for shard in collected:
-        table = collected[shard].select(["uid", "priority", column])
-        chosen = seeded_hash(table.column("uid"), seed) <= cut
-        if chosen.any():
-            parts.append(unpack(table.filter(pa.array(chosen)), column)[2])
-    return np.concatenate(parts)
