@@ -318,19 +318,28 @@ class PartitionedStage(GlobalStage):
         return getattr(self.params, "partitions", None)
 
     def reduce(self, collected: Collected) -> dict:
-        """Every step in this process, over one partition: the state of the same stage run
-        partitioned, for any P."""
-        from curate.partitions import SHARD, bucketed, prepared_state, single_threaded
+        """Every step in this process, one after another, as the pipeline runs them: prepare,
+        each shard's rows bucketed (written to a _bucket folder beside the report folder), then
+        the partitions of the pipeline's plan one at a time, then combine. The same state as
+        the stage run partitioned, and a partition's memory at a time."""
+        import shutil
 
-        prepared = prepared_state(self, collected)
-        parts = []
-        for shard in collected:
-            table = bucketed(self, collected[shard], prepared)
-            parts.append(table.append_column(SHARD, pa.array([shard] * table.num_rows, pa.string())))
-        rows = pa.concat_tables(parts) if parts else pa.table({SHARD: pa.array([], pa.string())})
-        with single_threaded():
-            result = self.reduce_partition(rows, prepared, collected.report_dir, "part-00000")
-        return self.combine([result], prepared, collected.report_dir)
+        from curate.partitions import BUCKETS, bucketed, plan_for, prepared_state, read_partition, single_threaded
+        from curate.run import write_parquet_atomic
+
+        prepared, folder = prepared_state(self, collected), collected.report_dir.parent / BUCKETS
+        paths = {shard: folder / f"{shard}.parquet" for shard in collected}
+        for shard, path in paths.items():
+            write_parquet_atomic(path, bucketed(self, collected[shard], prepared))
+        plan = plan_for(list(paths.values()), self.bucket_count(prepared),
+                        int(self.partition_bytes / self.row_bytes(prepared)), self.partitions())
+        results = []
+        for index in range(plan.count):
+            rows = read_partition(paths, plan.bounds[index], plan.bounds[index + 1])
+            with single_threaded():
+                results.append(self.reduce_partition(rows, prepared, collected.report_dir, plan.name(index)))
+        shutil.rmtree(folder, ignore_errors=True)
+        return self.combine(results, prepared, collected.report_dir)
 
 
 class SinkStage(ReducingStage):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -102,14 +103,16 @@ def quality(found: pl.DataFrame, truth: pl.DataFrame) -> dict:
 
 
 def find_in_process(method: str, pool: Path, out: Path, params: dict) -> dict:
-    """Run one stage's reduce in this process on the pool's shards; write duplicates.parquet to out and
-    return its details, seconds per phase and this process's peak resident memory."""
+    """Run one stage's reduce in this process on the pool's shards (its partitions one after
+    another, as many as a run would make); write duplicates.parquet to out and return its
+    details, seconds per phase and this process's peak resident memory."""
     from curate.stage import Collected, stage_class
 
     stage = stage_class(method)(stage_class(method).Params(embedding="embedding", **params))
     shards = sorted(p for p in pool.glob("*.parquet") if p.name != TRUTH)
-    collected = Collected({p.stem: p for p in shards}, out, key="bench")
-    out.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out, ignore_errors=True)  # no k-means reused from an earlier run
+    out.mkdir(parents=True)
+    collected = Collected({p.stem: p for p in shards}, out / "report", key="bench")
     started = time.perf_counter()
     state = stage.reduce(collected)
     seconds = time.perf_counter() - started

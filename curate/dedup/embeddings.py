@@ -16,6 +16,21 @@ def decode(column: pa.ChunkedArray | pa.Array, where: str = "", normalise: bool 
     array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if len(array) == 0:
         return np.zeros((0, 0), np.float32)
+    matrix = _float16(array, where).astype(np.float32)
+    return normalised(matrix) if normalise else matrix
+
+
+def stored(column: pa.ChunkedArray, where: str = "") -> np.ndarray:
+    """The (n, d) float16 matrix of a binary column as stored, read a chunk at a time (a column
+    past 2 GiB is never concatenated); decode rows of it with normalised(rows.astype(float32))."""
+    parts = [_float16(chunk, where) for chunk in column.chunks if len(chunk)]
+    if len({part.shape[1] for part in parts}) > 1:
+        raise InputError(f"embeddings{where} have different lengths; they must all come from one model")
+    return np.concatenate(parts) if parts else np.zeros((0, 0), np.float16)
+
+
+def _float16(array: pa.Array, where: str) -> np.ndarray:
+    """A view of a binary array of float16 vectors as an (n, d) matrix."""
     array = array.cast(pa.large_binary()) if array.type == pa.binary() else array
     offsets = np.frombuffer(array.buffers()[1], np.int64)[array.offset: array.offset + len(array) + 1]
     lengths = np.diff(offsets)
@@ -23,8 +38,7 @@ def decode(column: pa.ChunkedArray | pa.Array, where: str = "", normalise: bool 
         raise InputError(f"embeddings{where} have different lengths ({lengths.min()} to {lengths.max()} bytes); "
                          f"they must all come from one model")
     values = np.frombuffer(array.buffers()[2], np.uint8)[offsets[0]: offsets[-1]]
-    matrix = values.view("<f2").reshape(len(array), -1).astype(np.float32)
-    return normalised(matrix) if normalise else matrix
+    return values.view("<f2").reshape(len(array), -1)
 
 
 def normalised(matrix: np.ndarray) -> np.ndarray:

@@ -47,3 +47,21 @@ def nearest(embeddings: np.ndarray, centroids: np.ndarray, k: int = 1) -> tuple[
     index = faiss.IndexFlatIP(centroids.shape[1])
     index.add(centroids)
     return index.search(embeddings, k)
+
+
+def split_parts(labels: np.ndarray, k: int, scale: float, max_size: int) -> np.ndarray:
+    """Parts per cluster for a second-level k-means: ceil(estimated size / max_size), a cluster's
+    size estimated as its members in the training sample x scale (the pool over the sample); at
+    most one part per member in the sample."""
+    in_sample = np.bincount(labels, minlength=k)
+    return np.clip(np.ceil(in_sample * scale / max_size), 1, np.maximum(in_sample, 1)).astype(np.int64)
+
+
+def split_centroids(sample: np.ndarray, labels: np.ndarray, centroids: np.ndarray, parts: np.ndarray, seed: int,
+                    iterations: int) -> np.ndarray:
+    """Every cluster's centroid, or, for a cluster of more than one part, the centroids of a
+    k-means of its members in the sample, stacked in cluster order: the centroids of the parts."""
+    rows = [centroids[i:i + 1] if count == 1 else
+            train_centroids(sample[labels == i], int(count), int((labels == i).sum()), seed, iterations)
+            for i, count in enumerate(parts)]
+    return np.concatenate(rows) if rows else centroids

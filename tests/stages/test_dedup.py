@@ -248,7 +248,8 @@ def test_the_open_clip_art_gramastar_group_collapses(tmp_path):
 @pytest.mark.parametrize("executor", ["local", "ray"])
 def test_outputs_are_byte_identical_for_any_number_of_partitions(pool, tmp_path, executor, request):
     """P in {1, 8, 64}: the same decisions, dropped rows and kept set, whichever rows each
-    partition reduced (dedup_near: whichever cells of its inverted file); the findings differ
+    partition reduced (dedup_near: whichever cells of its inverted file; semdedup: with its large
+    clusters split by a second k-means); the findings differ
     only in how they are spread over part files."""
     if executor == "ray":
         request.getfixturevalue("ray_session")
@@ -258,13 +259,15 @@ def test_outputs_are_byte_identical_for_any_number_of_partitions(pool, tmp_path,
         stages = [{"stage": "dedup_exact", "params": {"partitions": p}},
                   {"stage": "dedup_near", "params": {"threshold": UNTRAINED_THRESHOLD, "index": "ivf", "nlist": 16,
                                                      "partitions": p}},
-                  {"stage": "semdedup", "params": {"clusters": 16, "eps": 0.001, "partitions": p}}]
+                  {"stage": "semdedup", "params": {"clusters": 16, "eps": 0.001, "max_cluster_size": 6,
+                                                   "partitions": p}}]
         summary = run_pipeline(pipeline(tmp_path / str(p), str(folder / "*.tar"), stages, executor=executor))
         runs[p] = {k: v for k, v in output_files(tmp_path / str(p)).items() if "/report/" not in k}
         details = {s["stage_id"]: s["details"] for s in summary["stages"] if s.get("details")}
         assert 1 <= details["dedup_exact"]["partitions"] <= p and details["dedup_near"]["partitions"] <= p
         if p == 64:
             assert details["dedup_exact"]["partitions"] > 8 and details["semdedup"]["partitions"] > 1
+            assert details["semdedup"]["split_clusters"] >= 1
             assert details["dedup_near"]["partitions"] > 1 and details["dedup_near"]["pairs"] > 0
         found = {stage: pl.read_parquet(tmp_path / str(p) / stage / "report" / "duplicates.parquet").sort("uid")
                  for stage in ("dedup_exact", "semdedup", "dedup_near")}

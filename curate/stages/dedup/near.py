@@ -20,6 +20,7 @@ import polars as pl
 import pyarrow as pa
 from pydantic import Field
 
+from curate.dedup.embeddings import normalised, stored
 from curate.dedup.greedy import remove
 from curate.dedup.keep import keep_order
 from curate.dedup.kmeans import nearest
@@ -84,8 +85,9 @@ class DedupNear(DuplicateStage):
         if prepared["index"] == "exact":
             probes = np.zeros((rows.num_rows, 1), np.int64)
         else:
-            _, _, embeddings = unpack(rows, self.params.embedding)
-            _, probes = nearest(embeddings, np.load(prepared["centroids"]), prepared["nprobe"])
+            with self.phase("assign"):
+                _, _, embeddings = unpack(rows, self.params.embedding)
+                _, probes = nearest(embeddings, np.load(prepared["centroids"]), prepared["nprobe"])
         width = probes.shape[1]
         listed = pa.array(np.repeat(probes, width, axis=0).ravel().astype(np.int32))
         return pa.table({ROW: np.repeat(np.arange(rows.num_rows), width), BUCKET: probes.ravel().astype(np.int32),
@@ -119,14 +121,15 @@ class DedupNear(DuplicateStage):
         cells, homes = rows.column(BUCKET).to_numpy(), rows.column(HOME).to_numpy()
         probes = np.asarray(rows.column(PROBES).combine_chunks().flatten()).reshape(rows.num_rows, prepared["nprobe"])
         identity = pl.Series(rows.column("uid").combine_chunks().cast(pa.string())).rank("dense").to_numpy()
+        with self.phase("read"):
+            matrix = stored(rows.column(self.params.embedding), " of the partition")
         order = np.argsort(cells, kind="stable")
         bounds = np.flatnonzero(np.r_[True, cells[order][1:] != cells[order][:-1], True]) if len(cells) else [0]
         found = [(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))]
         for start, end in zip(bounds[:-1], bounds[1:]):
             copies = order[start:end]
-            with self.phase("read"):
-                vectors = unpack(rows.take(pa.array(copies)), self.params.embedding)[2]
             with self.phase("search"):
+                vectors = normalised(matrix[copies].astype(np.float32))
                 a, b, sim = cell_pairs(vectors, cells[copies], homes[copies], probes[copies], identity[copies],
                                        self.params.threshold)
             found.append((copies[a], copies[b], sim))
@@ -143,8 +146,9 @@ class DedupNear(DuplicateStage):
         index = items.select("uid", "item")
         a = pairs.join(index, on="uid", how="left", maintain_order="left")["item"].to_numpy()
         b = pairs.join(index.rename({"uid": "other_uid"}), on="other_uid", how="left", maintain_order="left")["item"]
-        rank = keep_order(items["uid"], items["priority"].to_numpy())
-        removals = remove(rank, a.astype(np.int64), b.to_numpy().astype(np.int64), pairs["similarity"].to_numpy())
+        with self.phase("keep"):
+            rank = keep_order(items["uid"], items["priority"].to_numpy())
+            removals = remove(rank, a.astype(np.int64), b.to_numpy().astype(np.int64), pairs["similarity"].to_numpy())
         found = duplicates_table(items["uid"].to_arrow().cast(pa.string()), rank, removals)
         removed = items.filter(pl.Series(removals.removed)).select(SHARD, "uid").sort(SHARD, "uid")
         paths = [report_dir / "duplicates" / "all.parquet", report_dir / "removed" / "all.parquet"]

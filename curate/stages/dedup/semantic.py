@@ -23,7 +23,7 @@ from curate.dedup.semantic import pairs_within_clusters
 from curate.dedup.kmeans import nearest
 from curate.partitions import BUCKET
 from curate.stage import Collected, register
-from curate.stages.dedup.centroids import trained_centroids
+from curate.stages.dedup.centroids import in_parts, trained_centroids
 from curate.stages.dedup.common import DEFAULT_EMBEDDING, DuplicateStage, KeepParams, duplicates_table, group_details, unpack
 
 CENTROID_DISTANCE = "centroid_distance"
@@ -44,6 +44,9 @@ class SemDedupParams(KeepParams):
     seed: int = Field(0, ge=0, description="seed of the k-means initialisation")
     rule: Literal["kept", "earlier"] = Field("kept", description="kept: dropped when similar to a kept image; "
                                              "earlier: to any image before it in keep order (SemDeDup's code)")
+    max_cluster_size: int | None = Field(None, ge=1, description="split a cluster the training sample shows to be "
+                                         "larger than this into parts, by a k-means of its members: a task's "
+                                         "memory stays bounded, but duplicates the split separates are both kept")
 
 
 @register
@@ -70,17 +73,20 @@ class SemDedup(DuplicateStage):
         n = sum(collected.rows(shard) for shard in collected)
         with self.phase("k-means"):
             return trained_centroids(collected, params.embedding, params.clusters or math.ceil(math.sqrt(n)),
-                                     params.train_size, params.seed, params.iterations)
+                                     params.train_size, params.seed, params.iterations, params.max_cluster_size)
 
     def bucket_count(self, prepared: dict | None) -> int:
-        """One bucket per cluster."""
-        return max(1, prepared["clusters"])
+        """One bucket per cluster, or per part of a split cluster."""
+        return max(1, prepared["offsets"][-1] if "offsets" in prepared else prepared["clusters"])
 
     def buckets(self, rows: pa.Table, prepared: dict | None) -> pa.Table:
-        """The nearest centroid of each embedding, and the similarity to it."""
-        _, _, embeddings = unpack(rows, self.params.embedding)
-        centroids = np.load(prepared["centroids"])
-        to_centroid, clusters = (column[:, 0] for column in nearest(embeddings, centroids))
+        """The nearest centroid of each embedding (in a split cluster, its nearest part's), and
+        the similarity to it."""
+        with self.phase("assign"):
+            _, _, embeddings = unpack(rows, self.params.embedding)
+            to_centroid, clusters = (column[:, 0] for column in nearest(embeddings, np.load(prepared["centroids"])))
+            if "offsets" in prepared:
+                clusters, to_centroid = in_parts(embeddings, clusters, to_centroid, prepared)
         return pa.table({BUCKET: pa.array(clusters.astype(np.int32)),
                          CENTROID_SIMILARITY: pa.array(to_centroid.astype(np.float32))})
 
@@ -109,5 +115,6 @@ class SemDedup(DuplicateStage):
         sizes = np.bincount(clusters) if len(clusters) else np.zeros(0, np.int64)
         details = group_details(removals, len(uids)) | pairs | {
             "clusters": prepared["clusters"], "largest_cluster": int(sizes.max(initial=0)),
-            "trained_on": prepared["trained_on"]}
+            "trained_on": prepared["trained_on"], **({"split_clusters": prepared["split_clusters"],
+                                                      "parts": prepared["offsets"][-1]} if "offsets" in prepared else {})}
         return duplicates_table(uids, rank, removals, cluster=clusters), details
