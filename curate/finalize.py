@@ -91,6 +91,8 @@ def _report_dict(report) -> dict:
         "drop_counts": dict(sorted(report.drop_counts.items())),
         "worker_seconds": round(report.worker_seconds, 3),
         "wall_seconds": round(report.wall_seconds, 3),
+        **({"phase_seconds": {name: round(value, 3) for name, value in sorted(report.phase_seconds.items())}}
+           if report.phase_seconds else {}),
         "warnings": report.warnings,
         **({"details": report.details} if report.details else {}),
     }

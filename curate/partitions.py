@@ -169,10 +169,13 @@ def single_threaded():
     return threadpool_limits(limits=1)
 
 
-def prepared_state(stage, collected):
-    """A partitioned stage's prepare step (k-means, an evaluation set's embeddings), one thread."""
+def prepared_state(stage, collected) -> tuple[dict | None, dict[str, float]]:
+    """A partitioned stage's prepare step (k-means, an evaluation set's embeddings), one thread,
+    and the seconds of the phases the stage timed in it."""
+    before = dict(stage.seconds)
     with single_threaded():
-        return stage.prepare(collected)
+        prepared = stage.prepare(collected)
+    return prepared, stage.phases_since(before)
 
 
 def available_memory(stage) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import fcntl
 import time
 from contextlib import nullcontext
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +44,7 @@ class StageReport:
     drop_counts: Counter = field(default_factory=Counter)
     worker_seconds: float = 0.0
     wall_seconds: float = 0.0
+    phase_seconds: Counter = field(default_factory=Counter)  # the stage's own phases (Stage.phase), every task
     warnings: list[str] = field(default_factory=list)
     details: dict | None = None  # a global stage's own figures (see GlobalStage.finish)
     intended_drop_share: float = 0.0  # see Stage.intended_drop_share
@@ -170,6 +171,7 @@ class PipelineRun:
         self.shards: list[str] = []
         self.digests: dict[str, dict[str, str]] = {}
         self.reports: list[StageReport] = []
+        self.phase_seconds: dict[str, Counter] = defaultdict(Counter)  # stage id -> its phases, so far
         self.sink: tuple[SinkStage, object] | None = None
 
     def execute(self) -> dict:
@@ -216,6 +218,7 @@ class PipelineRun:
                   "partitioned": self._run_partitioned, "sink": self._run_sink}[stage.kind]
         runner(stage, index, report)
         report.wall_seconds = time.perf_counter() - started
+        report.phase_seconds = self.phase_seconds.pop(stage.id, Counter())
         return report
 
     def _run_shard_stage(self, stage: ShardStage, index: int, report: StageReport) -> None:
@@ -227,9 +230,8 @@ class PipelineRun:
     def _run_partitioned(self, stage: PartitionedStage, index: int, report: StageReport) -> None:
         """collect -> prepare -> bucket -> reduce P partitions in parallel -> combine -> apply."""
         collected = self._collect(stage, index)
-        started = time.perf_counter()
-        prepared = self.executor.call(prepared_state, stage, collected, resources=stage.resources)
-        prepare_seconds = time.perf_counter() - started
+        prepared, phases = self.executor.call(prepared_state, stage, collected, resources=stage.resources)
+        self.phase_seconds[stage.id].update(phases)
         inputs = self._bucketed(stage, index, collected, prepared)
         target_rows = int(stage.partition_bytes / stage.row_bytes(prepared))
         plan = self.executor.call(plan_for, list(inputs.values()), stage.bucket_count(prepared), target_rows,
@@ -246,7 +248,7 @@ class PipelineRun:
         state = self.executor.call(stage.combine, [marker["result"] for marker in results.values()], prepared,
                                    collected.report_dir, resources=stage.resources)
         self._apply(stage, index, report, state)
-        report.details = (report.details or {}) | partition_figures(plan, reduced, results.values(), prepare_seconds)
+        report.details = (report.details or {}) | partition_figures(plan, reduced)
 
     def _bucketed(self, stage: PartitionedStage, index: int, collected: Collected, prepared) -> dict[str, Path]:
         """shard -> its collected rows in bucket order: the collect results themselves, or, when
@@ -324,6 +326,8 @@ class PipelineRun:
             for marker in self.executor.map_shards(stage, pending, shared, bar.advance):
                 markers[marker["shard"]] = marker
         ordered = {unit: markers[unit] for unit in todo}
+        for marker in ordered.values():
+            self.phase_seconds[stage.id].update(marker.get("phases", {}))
         report.shards, report.reused = len(todo), reused
         if phase == DONE:
             for marker in ordered.values():
@@ -364,15 +368,11 @@ class PipelineRun:
         self.sink = (stage, state)  # finalized with the run
 
 
-def partition_figures(plan: PartitionPlan, reduced: StageReport, markers, prepare_seconds: float) -> dict:
+def partition_figures(plan: PartitionPlan, reduced: StageReport) -> dict:
     """What the run summary says of a partitioned reduce: P and how many partitions an earlier
-    run had reduced, the largest partition and bucket (which bound a task's memory), the seconds
-    of its preparation (near 0 when reused) and of each phase of the partitions' work, summed."""
-    seconds: Counter = Counter({"prepare": prepare_seconds})
-    for marker in markers:
-        seconds.update(marker["result"].get("seconds", {}))
-    return {"partitions": plan.count, "partitions_reused": reduced.reused, "largest_partition": max(plan.rows), "largest_bucket": plan.largest_bucket,
-            **({"seconds": {name: round(value, 3) for name, value in seconds.items()}} if seconds else {})}
+    run had reduced, and the largest partition and bucket (which bound a task's memory)."""
+    return {"partitions": plan.count, "partitions_reused": reduced.reused, "largest_partition": max(plan.rows),
+            "largest_bucket": plan.largest_bucket}
 
 
 def run_pipeline(config: PipelineConfig, *, executor: str | None = None, workers: int | None = None,

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import difflib
 import re
+import time
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,6 +101,22 @@ class Stage(ABC):
     def __init__(self, params: StageParams, stage_id: str | None = None):
         self.params = params
         self.id = stage_id or self.name
+        self.seconds: dict[str, float] = {}  # per phase the stage timed on this worker (see phase)
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Time one of the stage's own phases (read, search, keep): the task it runs in puts the
+        seconds in its commit marker, and the run summary sums them per stage (phase_seconds)."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+
+    def phases_since(self, before: dict[str, float]) -> dict[str, float]:
+        """The seconds of each phase timed since `before` (a copy of self.seconds taken then)."""
+        return {name: round(value - before.get(name, 0.0), 4) for name, value in self.seconds.items()
+                if value != before.get(name)}
 
     def setup(self) -> None:
         """Load models or other heavy state; called once per worker before any shard."""
@@ -303,7 +321,7 @@ class PartitionedStage(GlobalStage):
     def reduce_partition(self, rows: pa.Table, prepared: dict | None, report_dir: Path, name: str) -> dict:
         """Reduce one partition's rows (with their shard column) and write what it found under
         report_dir, in files named after the partition; return a small JSON-able result, with
-        "files" (paths written) and, optionally, "seconds" (time per phase)."""
+        "files" (paths written). Seconds of the phases it times (see phase) reach its marker."""
         ...
 
     @abstractmethod
@@ -327,7 +345,7 @@ class PartitionedStage(GlobalStage):
         from curate.partitions import BUCKETS, bucketed, plan_for, prepared_state, read_partition, single_threaded
         from curate.run import write_parquet_atomic
 
-        prepared, folder = prepared_state(self, collected), collected.report_dir.parent / BUCKETS
+        prepared, folder = prepared_state(self, collected)[0], collected.report_dir.parent / BUCKETS
         paths = {shard: folder / f"{shard}.parquet" for shard in collected}
         for shard, path in paths.items():
             write_parquet_atomic(path, bucketed(self, collected[shard], prepared))

@@ -31,6 +31,19 @@ DONE, COLLECT = "_done", "_collect"
 PHASES = {COLLECT: "collect", BUCKETS: "bucket", REDUCED: "reduce", DONE: "output"}
 
 
+class Clock:
+    """When a task began, and its stage's phase seconds then (see Stage.phase): what the task's
+    marker reports as its seconds and the seconds of each phase the stage timed in it."""
+
+    def __init__(self, stage) -> None:
+        self.stage, self.started, self.before = stage, time.perf_counter(), dict(stage.seconds)
+
+    def figures(self) -> dict:
+        """{"seconds": since the task began, "phases": {phase: seconds} when the stage timed any}."""
+        phases = self.stage.phases_since(self.before)
+        return {"seconds": round(time.perf_counter() - self.started, 4), **({"phases": phases} if phases else {})}
+
+
 @dataclass(frozen=True)
 class TaskBase:
     """What every task knows: where the run is, which shard, and what it must match."""
@@ -41,13 +54,13 @@ class TaskBase:
     fingerprint: str
     upstream: tuple[tuple[str, str], ...] = field(default=(), kw_only=True)
 
-    def _marker(self, started: float, **fields) -> dict:
-        """The commit marker: what was written, and what it was written from."""
+    def _marker(self, started: Clock, **fields) -> dict:
+        """The commit marker: what was written, what it was written from, and the task's time."""
         return {"shard": self.shard, "input_fingerprint": self.fingerprint,
                 "config_hash": self.config_hash, "upstream": [list(pair) for pair in self.upstream],
-                "seconds": round(time.perf_counter() - started, 4), **fields}
+                **started.figures(), **fields}
 
-    def _commit(self, stage, table: pa.Table, view: pa.Table | None, started: float,
+    def _commit(self, stage, table: pa.Table, view: pa.Table | None, started: Clock,
                 borrowed: dict | None = None, **extra) -> dict:
         table = validate(table, stage.stored_schema(), stage.id)
         if view is not None:
@@ -72,7 +85,7 @@ class SourceTask(TaskBase):
     spec: ShardSpec
 
     def __call__(self, stage, shared: Any) -> dict:
-        started = time.perf_counter()
+        started = Clock(stage)
         warnings: list[str] = []
         table = stage.read_shard_table(self.spec, warnings)
         if table is None:
@@ -88,7 +101,7 @@ class ShardTask(TaskBase):
     view: ViewPlan
 
     def __call__(self, stage, shared: Any) -> dict:
-        started = time.perf_counter()
+        started = Clock(stage)
         view = self.view.read(self.shard)
         batches = view.to_batches(max_chunksize=stage.batch_size) or [pa.RecordBatch.from_pylist([], schema=view.schema)]
         parts = [_as_table(stage.process(batch)) for batch in batches]
@@ -103,7 +116,7 @@ class CollectTask(TaskBase):
     view: ViewPlan
 
     def __call__(self, stage, shared: Any) -> dict:
-        started = time.perf_counter()
+        started = Clock(stage)
         summary = _as_table(stage.collect(self.view.read(self.shard)))
         if isinstance(stage, PartitionedStage) and not stage.buckets_need_prepare:
             summary = bucketed(stage, summary, None)
@@ -116,7 +129,7 @@ class BucketTask(TaskBase):
     (which came from the prepared state), in bucket order."""
 
     def __call__(self, stage, prepared: Any) -> dict:
-        started = time.perf_counter()
+        started = Clock(stage)
         run = RunDir(self.run_root)
         table = bucketed(stage, pq.read_table(run.collect_path(stage.id, self.shard)), prepared)
         return _commit_phase(run.phase_path(stage.id, BUCKETS, self.shard), table, stage, self, started)
@@ -141,7 +154,7 @@ class PartitionTask(TaskBase):
     rows: int
 
     def __call__(self, stage, inputs: PartitionInputs) -> dict:
-        started = time.perf_counter()
+        started = Clock(stage)
         run, prepared = RunDir(self.run_root), inputs.prepared
         check_fits(stage.id, self.shard, self.rows, stage.row_bytes(prepared), available_memory(stage))
         rows = read_partition({shard: Path(path) for shard, path in inputs.shards.items()}, self.low, self.high)
@@ -154,7 +167,7 @@ class PartitionTask(TaskBase):
         return marker
 
 
-def _commit_phase(path: Path, table: pa.Table, stage, task: TaskBase, started: float) -> dict:
+def _commit_phase(path: Path, table: pa.Table, stage, task: TaskBase, started: Clock) -> dict:
     """Write a per-shard table of a reduce's preparation (collected, bucketed) and its marker."""
     run = RunDir(task.run_root)
     digest = write_parquet_atomic(path, table)
@@ -170,7 +183,7 @@ class ApplyTask(TaskBase):
     view: ViewPlan
 
     def __call__(self, stage, shared: Any) -> dict:
-        started = time.perf_counter()
+        started = Clock(stage)
         view = self.view.read(self.shard)
         table = _same_rows(view, _as_table(stage.apply(view, shared, self.shard)), stage.id)
         return self._commit(stage, table, view, started)
@@ -183,7 +196,7 @@ class SinkTask(TaskBase):
     view: ViewPlan
 
     def __call__(self, stage, shared: Any) -> dict:
-        started = time.perf_counter()
+        started = Clock(stage)
         run = RunDir(self.run_root)
         out_dir = run.stage_dir(stage.id)
         written = stage.write_unit(self.shard, shared, out_dir, self.view)

@@ -9,10 +9,8 @@ from every partition. Finish gathers the partitions' findings into `report/dupli
 
 from __future__ import annotations
 
-import time
 from abc import abstractmethod
 from collections import Counter
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -60,26 +58,6 @@ class DuplicateStage(PartitionedStage):
     def compared_columns(self) -> tuple[str, ...]:
         """The view columns this stage compares (an embedding, the image bytes)."""
         ...
-
-    def __init__(self, params: StageParams, stage_id: str | None = None):
-        super().__init__(params, stage_id)
-        self.seconds: dict[str, float] = {}
-
-    @contextmanager
-    def phase(self, name: str):
-        """Time one phase of finding (seconds kept in self.seconds, shown in the run summary)."""
-        started = time.perf_counter()
-        yield
-        self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - started, 3)
-
-    @contextmanager
-    def partition_seconds(self):
-        """A dict that, once the block ends, holds the seconds of each phase timed within it (a
-        worker's stage reduces one partition after another: self.seconds keeps running)."""
-        before, seconds = dict(self.seconds), {}
-        yield seconds
-        seconds.update({phase: round(value - before.get(phase, 0.0), 3) for phase, value in self.seconds.items()
-                        if value != before.get(phase)})
 
     def needed_columns(self) -> tuple[str, ...]:
         """Applying needs only uid and drop_reason, which every view has."""
@@ -134,16 +112,14 @@ class DuplicateStage(PartitionedStage):
 
     def reduce_partition(self, rows: pa.Table, prepared: dict | None, report_dir: Path, name: str) -> dict:
         """Find one partition's duplicates; write them, and its removed uids by shard."""
-        with self.partition_seconds() as seconds:
-            found, details = self.find(rows, prepared)
+        found, details = self.find(rows, prepared)
         removed = found.filter(pc.is_valid(found.column("duplicate_of"))).column("uid")
         hit = pc.is_in(rows.column("uid"), value_set=removed.combine_chunks())
         by_shard = rows.select([SHARD, "uid"]).filter(hit).sort_by([(SHARD, "ascending"), ("uid", "ascending")])
         paths = [report_dir / "duplicates" / f"{name}.parquet", report_dir / "removed" / f"{name}.parquet"]
         digest = write_parquet_atomic(paths[0], found)
         write_parquet_atomic(paths[1], by_shard)
-        return {"files": [str(path) for path in paths], "found_sha256": digest, "details": details,
-                "seconds": seconds}
+        return {"files": [str(path) for path in paths], "found_sha256": digest, "details": details}
 
     def combine(self, results: list[dict], prepared: dict | None, report_dir: Path) -> dict:
         """The partitions' files, and their figures added up."""

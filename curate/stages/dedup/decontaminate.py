@@ -92,7 +92,8 @@ class Decontaminate(DuplicateStage):
         cached = read_json(record)
         if cached and cached["key"] == key and Path(cached["prepared"]["embeddings"]).is_file():
             return cached["prepared"]
-        ids, vectors = self._eval_embeddings()
+        with self.phase("embed evaluation sets"):
+            ids, vectors = self._eval_embeddings()
         path = collected.report_dir / EVAL_EMBEDDINGS
         buffer = io.BytesIO()
         np.save(buffer, vectors)

@@ -103,8 +103,7 @@ class DedupNear(DuplicateStage):
         """The similar pairs of the partition's cells, each once, with both sides' uid, priority
         and shard, to report/pairs/<partition>.parquet. The copies stay as stored (float16) and
         are decoded a cell at a time."""
-        with self.partition_seconds() as seconds:
-            a, b, sim = self._pairs(rows, prepared)
+        a, b, sim = self._pairs(rows, prepared)
         uids, priority, _ = unpack(rows)
         shards = rows.column(SHARD)
         sides = [(uids.take(pa.array(side)), pa.array(priority[side]), shards.take(pa.array(side))) for side in (a, b)]
@@ -113,8 +112,7 @@ class DedupNear(DuplicateStage):
         path = report_dir / "pairs" / f"{name}.parquet"
         write_parquet_atomic(path, pairs)
         cells, homes = rows.column(BUCKET).to_numpy(), rows.column(HOME).to_numpy()
-        return {"files": [str(path)], "seconds": seconds,
-                "details": {"compared": int((cells == homes).sum()), "pairs": len(sim)}}
+        return {"files": [str(path)], "details": {"compared": int((cells == homes).sum()), "pairs": len(sim)}}
 
     def _pairs(self, rows: pa.Table, prepared: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(row, row, similarity) of the partition's pairs, cell by cell."""
