@@ -6,7 +6,8 @@ Four kinds of stage:
 - ShardStage: `process(batch) -> batch` over Arrow record batches of one shard; it keeps every
   row, in order, and adds columns (scorers) or a drop_reason (filters).
 - GlobalStage: `collect(view) -> small table` per shard, `reduce(tables) -> state` once, in
-  a task of its own, `apply(view, state, shard) -> table` per shard. Counts are global.
+  a task of its own (or, overriding `reduce_with`, as trees of parallel tasks over the shards:
+  see curate.tree_reduce), `apply(view, state, shard) -> table` per shard. Counts are global.
   PartitionedStage: a global stage whose reduce runs as P tasks over partitions of the
   collected rows, so that no task holds the pool (see curate.partitions).
 - SinkStage: like a global stage, but its apply phase writes files (one unit per output shard)
@@ -284,7 +285,7 @@ class GlobalStage(ReducingStage):
 class PartitionedStage(GlobalStage):
     """A global stage whose reduce runs as P tasks, each over one partition of the collected rows
     (see curate.partitions): collect per shard -> prepare once (small) -> bucket each collected
-    row -> reduce each partition -> combine the partitions' small results -> apply per shard.
+    row -> reduce each partition -> combine the partitions' results (a task) -> apply per shard.
 
     Every row of a bucket lands in one partition; what a stage finds must depend only on the
     rows of each bucket, never on which buckets share a partition, so that any P gives the same

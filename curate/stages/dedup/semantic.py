@@ -68,7 +68,9 @@ class SemDedup(DuplicateStage):
     def prepare(self, collected: Collected) -> dict:
         """Train k-means on a seeded sample of the collected embeddings (the rows whose seeded
         hash of the uid is smallest, read shard by shard: the task holds the sample, never the
-        pool); its centroids go to report/centroids.npy, reused while the inputs are the same."""
+        pool); its centroids go to report/centroids.npy, reused while the inputs are the same.
+        With max_cluster_size, clusters the sample shows too large are split into parts
+        (curate.stages.dedup.centroids.split)."""
         params = self.params
         n = sum(collected.rows(shard) for shard in collected)
         with self.phase("k-means"):
