@@ -201,8 +201,8 @@ class PipelineRun:
         helpers = self.run.root / _HELPERS
         end_recorded_processes(helpers)  # what a killed driver's Ray instance left running
         with self.executor:
+            record_processes(helpers, self.executor.helper_processes())
             for index, stage in enumerate(self.stages):
-                record_processes(helpers, self.executor.helper_processes())  # Ray starts workers as it goes
                 self.reports.append(self._run_stage(index, stage))
             self.run.remove_temporaries()  # those of tasks whose worker died and that Ray ran again
             deciders = [s.id for s in self.stages if s.decides]

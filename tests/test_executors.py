@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from pathlib import Path
 
@@ -163,3 +164,25 @@ def test_a_global_stage_reduces_on_a_worker_not_on_the_driver(tmp_path, pool, ex
     details = next(s for s in summary["stages"] if s["stage_id"] == "test_reduce_probe")["details"]
     assert details["rows"] == 120
     assert (details["pid"] == os.getpid()) == (executor == "local")
+
+
+def test_the_next_run_ends_a_killed_runs_helpers_and_what_they_started_later(tmp_path):
+    """A helper recorded when the run began, and a process it started after (as Ray starts a
+    worker in place of a dead one), are both ended by end_recorded_processes."""
+    import subprocess
+
+    import psutil
+
+    from curate.executors.orphans import end_recorded_processes, record_processes
+
+    helper = subprocess.Popen(["bash", "-c", "sleep 0.3; sleep 60 & wait"])
+    record_processes(tmp_path / "helpers.json", [psutil.Process(helper.pid)])
+    for _ in range(200):
+        if psutil.Process(helper.pid).children():
+            break
+        time.sleep(0.05)
+    later = psutil.Process(helper.pid).children()[0]
+    assert end_recorded_processes(tmp_path / "helpers.json") == 2
+    helper.wait(timeout=10)
+    later.wait(timeout=10)
+    assert not (tmp_path / "helpers.json").exists()

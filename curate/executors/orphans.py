@@ -27,8 +27,10 @@ def record_processes(path: Path, processes: list[psutil.Process]) -> None:
 
 
 def end_recorded_processes(path: Path) -> int:
-    """Kill the recorded processes that still run (the same pid and start time); return how
-    many. Only call it holding the run's lock: then the run that recorded them is over."""
+    """Kill the recorded processes that still run (the same pid and start time) and every
+    process they started since they were recorded (Ray starts a worker in place of one that
+    died); return how many. Only call it holding the run's lock: then the run that recorded
+    them is over."""
     try:
         entries = json.loads(path.read_text())
     except (FileNotFoundError, ValueError):
@@ -38,9 +40,17 @@ def end_recorded_processes(path: Path) -> int:
         try:
             process = psutil.Process(pid)
             if abs(process.create_time() - started) < 0.01:
-                process.kill()
-                ended += 1
+                ended += sum(_killed(child) for child in process.children(recursive=True)) + _killed(process)
         except psutil.Error:
             continue
     path.unlink(missing_ok=True)
     return ended
+
+
+def _killed(process: psutil.Process) -> bool:
+    """Kill one process; whether it was still there to kill."""
+    try:
+        process.kill()
+        return True
+    except psutil.Error:
+        return False
